@@ -1,0 +1,242 @@
+//! `bicameral bench sim`: physics and rendering throughput, printed as JSON. The comparison
+//! against MuJoCo lives in `benches/sim_vs_mujoco.sh`, which runs this command with
+//! `--trajectory-out` and replays the same joint targets in MuJoCo.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use bicameral_robot::JointKind;
+use bicameral_sim::{CameraImage, DataRoot, SimSetup, SimWorld, WorldBatch};
+use clap::Args;
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct BenchSimArgs {
+    /// Scene name under sim/scenes/ or a path.
+    #[arg(long, default_value = "default")]
+    scene: String,
+    /// Print JSON only (no human summary on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Length of the joint-target trajectory (s of simulated time).
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Repetitions of the trajectory for the one-world timing.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Worker threads for the N-world measurement (default: available cores).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Frames rendered for the render-only measurement.
+    #[arg(long, default_value_t = 300)]
+    frames: usize,
+    /// Camera rate for the physics + cameras measurement (Hz of simulated time).
+    #[arg(long, default_value_t = 20.0)]
+    camera_hz: f64,
+    /// Write the trajectory (targets and link origins per step) for the MuJoCo comparison.
+    #[arg(long)]
+    trajectory_out: Option<PathBuf>,
+}
+
+/// Joint targets at time `t`: every arm, waist and head joint swings around the default pose
+/// (amplitude 0.35 rad, 0.5–0.8 Hz, a different phase per joint), ramped in over 0.5 s and
+/// clamped inside the limits; fingers open and close.
+fn targets_at(setup: &SimSetup, t: f64) -> Vec<f64> {
+    let ramp = (t / 0.5).min(1.0);
+    setup
+        .kin
+        .dof_names()
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let base = setup.drive.initial[i];
+            let lim = setup.kin.dof_limits()[i];
+            let joint = &setup.model.joints[setup.kin.dof_joints()[i]];
+            let f = 0.5 + 0.05 * (i % 7) as f64;
+            let phase = i as f64 * 0.7;
+            let amp = if joint.kind == JointKind::Prismatic {
+                0.02
+            } else {
+                0.35
+            };
+            let v = base + ramp * amp * (std::f64::consts::TAU * f * t + phase).sin();
+            v.clamp(lim.lower, lim.upper)
+        })
+        .collect()
+}
+
+fn run_trajectory(
+    setup: &SimSetup,
+    world: &mut SimWorld,
+    steps: usize,
+    mut record: impl FnMut(&SimWorld),
+) -> Result<()> {
+    for k in 0..steps {
+        world.set_joint_targets(&targets_at(setup, k as f64 * world.dt()))?;
+        world.step()?;
+        record(world);
+    }
+    Ok(())
+}
+
+pub fn run_sim(args: &BenchSimArgs) -> Result<()> {
+    let root = DataRoot::discover()?;
+    let setup = SimSetup::load(&root, &args.scene, None)?;
+    let dt = setup.scene.physics.dt;
+    let steps = (args.seconds / dt).round() as usize;
+
+    // Trajectory file (and a warm-up run).
+    let moving_links: Vec<usize> = (0..setup.model.links.len())
+        .filter(|&l| {
+            setup.model.links[l]
+                .parent_joint
+                .is_some_and(|j| setup.model.joints[j].kind != JointKind::Fixed)
+        })
+        .collect();
+    let mut world = setup.world()?;
+    let mut origins: Vec<Vec<[f64; 3]>> = Vec::with_capacity(steps);
+    let mut targets: Vec<Vec<f64>> = Vec::with_capacity(steps);
+    run_trajectory(&setup, &mut world, steps, |w| {
+        let poses = w.link_poses();
+        origins.push(
+            moving_links
+                .iter()
+                .map(|&l| poses[l].translation.vector.into())
+                .collect(),
+        );
+        targets.push(w.joint_targets().to_vec());
+    })?;
+    if let Some(path) = &args.trajectory_out {
+        write_trajectory(path, &setup, dt, &moving_links, &targets, &origins)?;
+    }
+
+    // One world, physics only.
+    let t0 = Instant::now();
+    for _ in 0..args.repeats {
+        let mut w = setup.world()?;
+        run_trajectory(&setup, &mut w, steps, |_| {})?;
+    }
+    let one_world = (args.repeats * steps) as f64 / t0.elapsed().as_secs_f64();
+
+    // N worlds on N threads.
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let worlds = (0..workers)
+        .map(|_| setup.world())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut batch = WorldBatch::new(worlds, workers);
+    let t0 = Instant::now();
+    let results =
+        batch.for_each(|_, w| run_trajectory(&setup, w, steps, |_| {}).map_err(|e| e.to_string()));
+    let n_worlds_time = t0.elapsed().as_secs_f64();
+    for r in results {
+        r.map_err(anyhow::Error::msg)?;
+    }
+    let n_worlds = (workers * steps) as f64 / n_worlds_time;
+
+    // Physics + the robot's cameras at camera_hz.
+    let mut w = setup.world()?;
+    let mut cams = setup.cameras(&w)?;
+    let robot_cams = setup.embodiment.cameras.len();
+    let every = ((1.0 / args.camera_hz) / dt).round().max(1.0) as usize;
+    let mut img = CameraImage::default();
+    let t0 = Instant::now();
+    for k in 0..steps {
+        w.set_joint_targets(&targets_at(&setup, k as f64 * dt))?;
+        w.step()?;
+        if k % every == 0 {
+            for c in 0..robot_cams {
+                cams.render_into(&w, c, &mut img)?;
+            }
+        }
+    }
+    let with_cameras = steps as f64 / t0.elapsed().as_secs_f64();
+
+    // Rendering only: the ego camera (first robot camera), one thread.
+    let t0 = Instant::now();
+    for _ in 0..args.frames {
+        cams.render_into(&world, 0, &mut img)?;
+    }
+    let render_fps = args.frames as f64 / t0.elapsed().as_secs_f64();
+    let lit = img.depth.iter().filter(|d| d.is_finite()).count();
+
+    let report = json!({
+        "bench": "sim",
+        "scene": setup.scene.name,
+        "robot": setup.model.name,
+        "dof": setup.kin.dof_count(),
+        "dt": dt,
+        "substeps": setup.scene.physics.substeps,
+        "trajectory_steps": steps,
+        "physics_steps_per_s_one_world": one_world,
+        "realtime_factor_one_world": one_world * dt,
+        "workers": workers,
+        "physics_steps_per_s_n_worlds": n_worlds,
+        "physics_steps_per_s_with_cameras": with_cameras,
+        "cameras": robot_cams,
+        "camera_hz": args.camera_hz,
+        "render_frames_per_s": render_fps,
+        "render_resolution": [img.width, img.height],
+        "render_pixels_hit": lit,
+        "compare_with": "benches/sim_vs_mujoco.sh (MuJoCo, same URDF, dt and targets)",
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    if !args.json {
+        eprintln!(
+            "one world: {one_world:.0} steps/s ({:.1}× real time); {workers} worlds: {n_worlds:.0} steps/s; with {robot_cams} cameras at {} Hz: {with_cameras:.0} steps/s; render: {render_fps:.0} frames/s",
+            one_world * dt,
+            args.camera_hz
+        );
+    }
+    Ok(())
+}
+
+fn write_trajectory(
+    path: &PathBuf,
+    setup: &SimSetup,
+    dt: f64,
+    links: &[usize],
+    targets: &[Vec<f64>],
+    origins: &[Vec<[f64; 3]>],
+) -> Result<()> {
+    let model = &setup.model;
+    let joints: Vec<_> = model
+        .joints
+        .iter()
+        .filter(|j| j.kind != JointKind::Fixed)
+        .map(|j| {
+            let leader = j
+                .mimic
+                .as_ref()
+                .map_or(j.name.clone(), |m| model.joints[m.joint].name.clone());
+            let dof = setup.kin.dof_index(&leader).unwrap_or(0);
+            let g = setup.drive.gains[dof];
+            json!({
+                "name": j.name, "kp": g.kp, "kd": g.kd, "effort": j.limits.effort,
+                "damping": j.damping, "target_of": leader,
+            })
+        })
+        .collect();
+    let urdf = setup.embodiment.description_path();
+    let urdf = std::fs::canonicalize(&urdf).unwrap_or(urdf);
+    let doc = json!({
+        "urdf": urdf,
+        "dt": dt,
+        "steps": targets.len(),
+        "armature": setup.scene.physics.armature,
+        "gravity_compensation": setup.scene.physics.gravity_compensation,
+        "joints": joints,
+        "dof_names": setup.kin.dof_names(),
+        "initial": setup.drive.initial,
+        "targets": targets,
+        "links": links.iter().map(|&l| model.links[l].name.clone()).collect::<Vec<_>>(),
+        "origins": origins,
+    });
+    let tmp = path.with_extension("json.partial");
+    std::fs::write(&tmp, serde_json::to_vec(&doc)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

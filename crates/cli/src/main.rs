@@ -1,0 +1,54 @@
+//! `bicameral`: the command-line entry point. Thin: parses arguments, builds library objects,
+//! shows progress, prints results.
+
+mod bench;
+mod view;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// A GR00T-style dual-system humanoid robot runtime: simulation, data, models, runtime.
+#[derive(Debug, Parser)]
+#[command(name = "bicameral", version, about)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `bicameral_sim=debug`.
+    #[arg(long, global = true, default_value = "info", env = "BICAMERAL_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulation tools.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Benchmarks printing JSON.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Run a scripted motion on a scene (reach, open/close grippers, one physical grasp) and
+    /// log it to rerun.
+    View(view::ViewArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Physics and rendering throughput.
+    Sim(bench::BenchSimArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log)?)
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Sim(SimCommand::View(args)) => view::run(&args),
+        Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
+    }
+}
