@@ -58,19 +58,18 @@ impl Kinematics {
             .joints
             .iter()
             .enumerate()
-            .map(|(ji, joint)| match (&joint.mimic, dof_of_joint[ji]) {
-                _ if !joint.kind.is_movable() => Coord::Fixed,
-                (None, Some(dof)) => Coord::Dof(dof),
-                (Some(m), _) => match dof_of_joint[m.joint] {
+            .map(|(ji, joint)| match (dof_of_joint[ji], &joint.mimic) {
+                (Some(dof), _) => Coord::Dof(dof),
+                (None, Some(m)) if joint.kind.is_movable() => match dof_of_joint[m.joint] {
                     Some(dof) => Coord::Mimic {
                         dof,
                         multiplier: m.multiplier,
                         offset: m.offset,
                     },
-                    // Loaders reject such models; a hand-built one gets a frozen joint.
+                    // Loaders reject mimics of non-DoFs; a hand-built one gets a frozen joint.
                     None => Coord::Fixed,
                 },
-                (None, None) => Coord::Fixed,
+                _ => Coord::Fixed,
             })
             .collect();
         Self {

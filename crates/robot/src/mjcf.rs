@@ -3,8 +3,8 @@
 //! Mapping:
 //! * every `<body>` becomes a link named after the body (`body<N>` if unnamed). The root link is
 //!   the single top-level body when the `<worldbody>` holds exactly one body, that body has no
-//!   joint, and the worldbody has no geoms or sites of its own; otherwise the root is a link
-//!   named `"world"` carrying the worldbody's geoms;
+//!   joint and sits at the world origin, and the worldbody has no geoms or sites of its own;
+//!   otherwise the root is a link named `"world"` (the worldbody, with its geoms);
 //! * a body with one `hinge` (`slide`) joint is attached by a revolute (prismatic) joint, or a
 //!   continuous joint for an unlimited hinge; a body without joints by a fixed joint named
 //!   `<body>_fixed`. More than one joint per body, `ball` and `free` joints are rejected;
@@ -104,7 +104,13 @@ pub fn parse_mjcf(
             .iter()
             .all(|g| matches!(g.type_, GeomType::Plane | GeomType::Hfield));
     let root_body = match top.as_slice() {
-        [only] if world_is_empty && mj.bodies[*only].body.joints.is_empty() => *only,
+        [only]
+            if world_is_empty
+                && mj.bodies[*only].body.joints.is_empty()
+                && mj.bodies[*only].body.pose == mjcf_rs::Pose::IDENTITY =>
+        {
+            *only
+        }
         _ => 0,
     };
 
