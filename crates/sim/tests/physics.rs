@@ -260,9 +260,27 @@ fn blow_ups_end_the_episode_not_the_process() {
         }
         other => panic!("expected Diverged, got {other}"),
     }
-    // A fresh world from the normal setup keeps going.
-    let mut w2 = cube_setup(0.1, [0.42, 0.16, 0.80]).world().unwrap();
-    w2.step_n(200).unwrap();
+    // In a batch, the diverging world reports its error and the others go on.
+    let healthy = cube_setup(0.1, [0.42, 0.16, 0.80]);
+    let worlds = vec![
+        s.world().unwrap(),
+        healthy.world().unwrap(),
+        healthy.world().unwrap(),
+    ];
+    let mut batch = WorldBatch::new(worlds, 2);
+    let results = batch.step_n(200);
+    assert!(matches!(results[0], Err(SimError::Diverged { .. })));
+    assert!(results[1].is_ok() && results[2].is_ok(), "{results:?}");
+    assert_eq!(batch.worlds()[1].steps(), 200);
+    let z = batch.worlds()[1]
+        .object_pose("red_cube")
+        .unwrap()
+        .translation
+        .z;
+    assert!(
+        (z - 0.725).abs() < 0.005,
+        "healthy cube landed at z = {z:.4}"
+    );
 }
 
 #[test]

@@ -69,6 +69,14 @@ fn hands_cover_the_table_area() {
             }
         }
     }
+    // The check discriminates: a point 1.2 m in front of the robot is out of reach.
+    let far = Isometry3::from_parts(Translation3::new(1.2, 0.0, table_z + 0.025), top_down(0.0));
+    for (side, ik, _) in &solvers {
+        assert!(
+            !ik.solve(&s.drive.initial, &far).converged,
+            "{side} hand reaches 1.2 m"
+        );
+    }
     assert!(
         missed_union.is_empty(),
         "{} of {total} table points unreachable by both hands: {missed_union:?}",
