@@ -40,8 +40,9 @@ pub struct BenchSimArgs {
 }
 
 /// Joint targets at time `t`: every arm, waist and head joint swings around the default pose
-/// (amplitude 0.35 rad, 0.5–0.8 Hz, a different phase per joint), ramped in over 0.5 s and
-/// clamped inside the limits; fingers open and close.
+/// (amplitude 0.35 rad, 0.5–0.8 Hz, a different phase per joint; shoulder rolls outward only),
+/// ramped in over 0.5 s and clamped inside the limits; fingers open and close. No link touches
+/// another along it.
 fn targets_at(setup: &SimSetup, t: f64) -> Vec<f64> {
     let ramp = (t / 0.5).min(1.0);
     setup
@@ -60,7 +61,14 @@ fn targets_at(setup: &SimSetup, t: f64) -> Vec<f64> {
             } else {
                 0.35
             };
-            let v = base + ramp * amp * (std::f64::consts::TAU * f * t + phase).sin();
+            let wave = (std::f64::consts::TAU * f * t + phase).sin();
+            // Shoulder rolls swing outward only (0.05–0.35 rad away from the default), so the
+            // upper arms never touch the torso: the MuJoCo comparison runs without contacts.
+            let v = if joint.name.ends_with("_shoulder_roll") {
+                base + ramp * base.signum() * (0.2 + 0.15 * wave)
+            } else {
+                base + ramp * amp * wave
+            };
             v.clamp(lim.lower, lim.upper)
         })
         .collect()
@@ -82,7 +90,11 @@ fn run_trajectory(
 
 pub fn run_sim(args: &BenchSimArgs) -> Result<()> {
     let root = DataRoot::discover()?;
-    let setup = SimSetup::load(&root, &args.scene, None)?;
+    let full = SimSetup::load(&root, &args.scene, None)?;
+    // Physics timings and the trajectory use the robot alone (scene objects removed), moving in
+    // free space: the same conditions as the MuJoCo comparison, which runs without contacts.
+    let mut setup = full.clone();
+    setup.scene.objects.clear();
     let dt = setup.scene.physics.dt;
     let steps = (args.seconds / dt).round() as usize;
 
@@ -136,10 +148,10 @@ pub fn run_sim(args: &BenchSimArgs) -> Result<()> {
     }
     let n_worlds = (workers * steps) as f64 / n_worlds_time;
 
-    // Physics + the robot's cameras at camera_hz.
-    let mut w = setup.world()?;
-    let mut cams = setup.cameras(&w)?;
-    let robot_cams = setup.embodiment.cameras.len();
+    // Physics + the robot's cameras at camera_hz, in the full scene (table and objects).
+    let mut w = full.world()?;
+    let mut cams = full.cameras(&w)?;
+    let robot_cams = full.embodiment.cameras.len();
     let every = ((1.0 / args.camera_hz) / dt).round().max(1.0) as usize;
     let mut img = CameraImage::default();
     let t0 = Instant::now();
@@ -154,10 +166,10 @@ pub fn run_sim(args: &BenchSimArgs) -> Result<()> {
     }
     let with_cameras = steps as f64 / t0.elapsed().as_secs_f64();
 
-    // Rendering only: the ego camera (first robot camera), one thread.
+    // Rendering only: the ego camera (first robot camera) on the full scene, one thread.
     let t0 = Instant::now();
     for _ in 0..args.frames {
-        cams.render_into(&world, 0, &mut img)?;
+        cams.render_into(&w, 0, &mut img)?;
     }
     let render_fps = args.frames as f64 / t0.elapsed().as_secs_f64();
     let lit = img.depth.iter().filter(|d| d.is_finite()).count();
@@ -170,6 +182,7 @@ pub fn run_sim(args: &BenchSimArgs) -> Result<()> {
         "dt": dt,
         "substeps": setup.scene.physics.substeps,
         "trajectory_steps": steps,
+        "physics_scene": "robot alone in free space (scene objects removed), as in the MuJoCo comparison",
         "physics_steps_per_s_one_world": one_world,
         "realtime_factor_one_world": one_world * dt,
         "workers": workers,

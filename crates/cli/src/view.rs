@@ -104,19 +104,21 @@ pub fn run(args: &ViewArgs) -> Result<()> {
         Err(e) => return Err(e.into()),
     }
     bar.finish_and_clear();
-    let lifted = world
+    let moved = world
         .object_pose(&args.object)
-        .map(|p| p.translation.z - object.translation.z)
-        .unwrap_or(0.0);
+        .map(|p| p.translation.vector - object.translation.vector)
+        .unwrap_or_default();
     recording.finish()?;
     println!(
-        "simulated {:.2} s in {:.2} s wall ({} physics steps, {} camera frames); {} moved {:+.3} m vertically",
+        "simulated {:.2} s in {:.2} s wall ({} physics steps, {} camera frames); {} moved by ({:+.3}, {:+.3}, {:+.3}) m",
         world.time(),
         wall.elapsed().as_secs_f64(),
         world.steps(),
         frames,
         args.object,
-        lifted
+        moved.x,
+        moved.y,
+        moved.z
     );
     match &sink {
         Sink::Save(p) => println!("saved {}", p.display()),
