@@ -2,6 +2,8 @@
 //! shows progress, prints results.
 
 mod bench;
+mod datagen;
+mod dataset;
 mod view;
 
 use anyhow::Result;
@@ -26,6 +28,20 @@ enum Command {
     /// Benchmarks printing JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Generate scripted-expert demonstrations as a LeRobot dataset.
+    Datagen(datagen::DatagenArgs),
+    /// Inspect LeRobot datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DatasetCommand {
+    /// Summary, features and statistics of a dataset.
+    Info(dataset::InfoArgs),
+    /// Replay one episode in rerun: recorded images and signals, plus the re-simulated world
+    /// when the episode came from `bicameral datagen`.
+    View(dataset::ViewArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +55,8 @@ enum SimCommand {
 enum BenchCommand {
     /// Physics and rendering throughput.
     Sim(bench::BenchSimArgs),
+    /// Demonstrations per hour of `datagen`, per task.
+    Datagen(bench::BenchDatagenArgs),
 }
 
 fn main() -> Result<()> {
@@ -50,5 +68,9 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
+        Command::Datagen(args) => datagen::run(&args),
+        Command::Dataset(DatasetCommand::Info(args)) => dataset::info(&args),
+        Command::Dataset(DatasetCommand::View(args)) => dataset::view(&args),
+        Command::Bench(BenchCommand::Datagen(args)) => bench::run_datagen(&args),
     }
 }

@@ -145,3 +145,265 @@ fn bad_scene_is_a_clear_error() {
     );
     assert!(!dir.join("x.rrd").exists());
 }
+
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Three pick-and-place demos: two workers in one go, versus one worker killed (SIGKILL) right
+/// after its first episode is committed and then resumed — the datasets must be byte-identical.
+/// Then `dataset info` and `dataset view` on the result, and bad outputs.
+#[test]
+fn datagen_is_reproducible_across_workers_and_kill_resume() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tmp_dir("datagen");
+    let datagen = |out: &Path, workers: &str| {
+        let mut c = bicameral();
+        c.args([
+            "datagen",
+            "--task",
+            "pick_place",
+            "--format",
+            "lerobot-v3",
+            "--seed",
+            "7",
+        ])
+        .args(["--episodes", "3", "--workers", workers, "--out"])
+        .arg(out);
+        c
+    };
+    let a = dir.join("a");
+    let b = dir.join("b");
+    let res = datagen(&a, "2").output().unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let summary = String::from_utf8_lossy(&res.stdout);
+    assert!(summary.contains("3 episodes"), "{summary}");
+
+    let mut child = datagen(&b, "1")
+        .env("BICAMERAL_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let written = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("episode written"));
+    assert!(written, "datagen ended before writing an episode");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut resume = datagen(&b, "1");
+    resume.arg("--resume");
+    let res = resume.output().unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let (fa, fb) = (files(&a), files(&b));
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(x == y, "{} differs between the runs", name.display());
+    }
+
+    // dataset info: JSON summary with the features and statistics.
+    let res = bicameral()
+        .args(["dataset", "info", "--json"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(info["total_episodes"], 3);
+    assert_eq!(info["codebase_version"], "v3.0");
+    let cams: Vec<&str> = info["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cams,
+        [
+            "observation.images.ego_view",
+            "observation.images.left_wrist",
+            "observation.images.right_wrist"
+        ]
+    );
+    let state_dim = info["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "observation.state")
+        .map(|f| f["shape"][0].as_u64().unwrap() as usize)
+        .unwrap();
+    assert!(state_dim > 10);
+    for k in ["min", "max", "mean", "std", "q01", "q99"] {
+        let v = info["stats"]["observation.state"][k]
+            .as_array()
+            .map(Vec::len);
+        assert_eq!(v, Some(state_dim), "observation.state {k}");
+    }
+
+    // dataset view: the replay holds the recorded images and signals and the re-simulated world,
+    // whose joint states reproduce the recorded ones.
+    let rrd = dir.join("ep1.rrd");
+    let res = bicameral()
+        .args(["dataset", "view", "--episode", "1", "--save"])
+        .arg(&rrd)
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let out = String::from_utf8_lossy(&res.stdout);
+    let diff: f64 = out
+        .split("reproduced to ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no re-simulation report in: {out}"));
+    assert!(diff < 1e-5, "re-simulated states differ by {diff}");
+    let (_, entities) = rrd_entities(&rrd);
+    for e in [
+        "/dataset/images/ego_view",
+        "/dataset/images/right_wrist",
+        "/task",
+        "/world/robot/left_hand",
+    ] {
+        assert!(entities.contains(e), "{e} missing from {entities:?}");
+    }
+    assert!(entities.iter().any(|e| e.starts_with("/world/objects/")));
+    assert!(entities.iter().any(|e| e.starts_with("/dataset/action/")));
+    let res = bicameral()
+        .args(["dataset", "view", "--episode", "3", "--save"])
+        .arg(dir.join("x.rrd"))
+        .arg(&a)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("out of range"));
+
+    // Writing into a directory that is not a dataset is refused and leaves it alone.
+    let junk = dir.join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("notes.txt"), "keep me").unwrap();
+    let res = bicameral()
+        .args([
+            "datagen",
+            "--task",
+            "pick_place",
+            "--episodes",
+            "1",
+            "--out",
+        ])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("junk"));
+    assert_eq!(files(&junk).len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(junk.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+    // An existing dataset without --resume is refused.
+    let before = files(&a);
+    let res = datagen(&a, "1").output().unwrap();
+    assert!(!res.status.success());
+    assert!(files(&a) == before, "the existing dataset was modified");
+    // Unwritable output (below a regular file).
+    let res = bicameral()
+        .args([
+            "datagen",
+            "--task",
+            "pick_place",
+            "--episodes",
+            "1",
+            "--out",
+        ])
+        .arg(junk.join("notes.txt").join("ds"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("notes.txt"));
+    let res = bicameral()
+        .args([
+            "datagen",
+            "--task",
+            "no_such_task",
+            "--episodes",
+            "1",
+            "--out",
+        ])
+        .arg(dir.join("c"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("no_such_task"));
+    assert!(!dir.join("c").exists());
+}
+
+#[test]
+fn bench_datagen_prints_json() {
+    let res = bicameral()
+        .args([
+            "bench",
+            "datagen",
+            "--json",
+            "--task",
+            "pick_place",
+            "--episodes",
+            "1",
+        ])
+        .args(["--workers", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let row = &v["tasks"][0];
+    assert_eq!(row["task"], "pick_place");
+    assert_eq!(row["episodes"], 1);
+    assert!(row["demos_per_hour"].as_f64().unwrap() > 0.0);
+    assert!(
+        row["demos_per_hour_without_cameras"].as_f64().unwrap()
+            > row["demos_per_hour"].as_f64().unwrap()
+    );
+    assert_eq!(row["cameras"].as_array().unwrap().len(), 3);
+}

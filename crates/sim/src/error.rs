@@ -46,6 +46,13 @@ pub enum SimError {
         /// Which body and what happened.
         reason: String,
     },
+    /// A camera could not be rendered.
+    #[error("camera rendering: {0}")]
+    Render(String),
+    /// An episode was stopped early by its own logic (time limit, a failed grasp); the episode
+    /// ends as failed with this reason.
+    #[error("episode stopped: {0}")]
+    Stopped(String),
     /// No directory with `robots/` and `sim/` was found.
     #[error(
         "could not find the bicameral data directory (robots/ and sim/) from {}; run from the repository or set BICAMERAL_HOME",

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::SimError;
 
 /// A whole scene file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SceneConfig {
     /// Scene name.
@@ -40,7 +40,7 @@ fn default_true() -> bool {
 
 /// Physics parameters. The defaults follow what made contact-only grasping reliable with rapier
 /// multibodies (see REFERENCES: no contact recycling, stiff contacts, substeps ≤ 1 ms).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PhysicsConfig {
     /// Physics step (s).
@@ -87,7 +87,7 @@ impl Default for PhysicsConfig {
 }
 
 /// A directional light plus ambient term (Lambert shading).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LightConfig {
     /// Direction the light travels (world frame; need not be normalised).
@@ -127,7 +127,7 @@ pub enum ObjectShape {
 }
 
 /// One object of the scene.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectConfig {
     /// Unique name (used by tasks and instructions).
@@ -167,7 +167,7 @@ fn default_colour() -> [f32; 3] {
 }
 
 /// A camera fixed in the world.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SceneCameraConfig {
     /// Camera name.
@@ -330,6 +330,18 @@ impl DataRoot {
         self.root
             .join("sim")
             .join("scenes")
+            .join(format!("{name}.toml"))
+    }
+
+    /// `sim/tasks/<name>.toml`, or `name` itself if it is a path to an existing file.
+    pub fn task_path(&self, name: &str) -> PathBuf {
+        let p = PathBuf::from(name);
+        if p.is_file() {
+            return p;
+        }
+        self.root
+            .join("sim")
+            .join("tasks")
             .join(format!("{name}.toml"))
     }
 

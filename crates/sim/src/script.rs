@@ -54,15 +54,27 @@ pub struct MoveReport {
     pub max_ik_pos_err: f64,
     /// Largest IK orientation error along the path (rad).
     pub max_ik_rot_err: f64,
+    /// IK position error at the goal (m).
+    pub final_pos_err: f64,
+    /// IK orientation error at the goal (rad).
+    pub final_rot_err: f64,
 }
 
 /// Drives a world through scripted moves at a fixed control rate.
 pub struct ArmScript {
     solvers: [IkSolver; 2],
+    /// The same tool points over the arm alone (waist held).
+    arm_solvers: [IkSolver; 2],
+    /// Solvers with random restarts (waist + arm, arm alone) for joint-space moves.
+    global_solvers: [IkSolver; 2],
+    global_arm_solvers: [IkSolver; 2],
     grippers: [usize; 2],
     steps_per_tick: usize,
     /// Commanded DoF vector (PD targets).
     pub targets: Vec<f64>,
+    /// Hold the waist still: IK moves only the arm (for two-handed work, where moving the
+    /// waist for one hand would drag the other).
+    pub lock_waist: bool,
 }
 
 impl ArmScript {
@@ -70,6 +82,7 @@ impl ArmScript {
     /// from the setup's default pose.
     pub fn new(setup: &SimSetup, control_hz: f64) -> Result<Self, SimError> {
         let emb = &setup.embodiment;
+        let kin = &setup.kin;
         let cfg_err = |message: String| SimError::Config {
             path: emb.source.clone(),
             message,
@@ -80,8 +93,12 @@ impl ArmScript {
                 .ok_or_else(|| cfg_err(format!("groups: scripted motion needs group \"{name}\"")))
         };
         let waist = group("waist")?;
-        let make = |arm: Arm| -> Result<IkSolver, SimError> {
-            let mut dofs = waist.clone();
+        let make = |arm: Arm, with_waist: bool, global: bool| -> Result<IkSolver, SimError> {
+            let mut dofs = if with_waist {
+                waist.clone()
+            } else {
+                Vec::new()
+            };
             dofs.extend(group(&format!("{}_arm", arm.side()))?);
             let names: Vec<&str> = dofs.iter().map(String::as_str).collect();
             let config = IkConfig {
@@ -90,13 +107,14 @@ impl ArmScript {
                     q_rest: setup.drive.initial.clone(),
                     gain: 0.05,
                 }),
-                // Tracking warm-starts from the previous solution: restarts would jump.
-                restarts: 0,
-                max_iterations: 60,
+                // Tracking warm-starts from the previous solution: restarts would jump. Global
+                // solves (for joint-space moves) restart from random configurations.
+                restarts: if global { 30 } else { 0 },
+                max_iterations: if global { 150 } else { 60 },
                 ..IkConfig::default()
             };
             Ok(IkSolver::new(
-                &setup.kin,
+                kin,
                 &format!("{}_grasp_site", arm.side()),
                 Vector3::zeros(),
                 &names,
@@ -112,11 +130,37 @@ impl ArmScript {
         };
         let dt = setup.scene.physics.dt;
         Ok(Self {
-            solvers: [make(Arm::Left)?, make(Arm::Right)?],
+            solvers: [
+                make(Arm::Left, true, false)?,
+                make(Arm::Right, true, false)?,
+            ],
+            arm_solvers: [
+                make(Arm::Left, false, false)?,
+                make(Arm::Right, false, false)?,
+            ],
+            global_solvers: [make(Arm::Left, true, true)?, make(Arm::Right, true, true)?],
+            global_arm_solvers: [
+                make(Arm::Left, false, true)?,
+                make(Arm::Right, false, true)?,
+            ],
             grippers: [gripper(Arm::Left)?, gripper(Arm::Right)?],
             steps_per_tick: ((1.0 / control_hz) / dt).round().max(1.0) as usize,
             targets: setup.drive.initial.clone(),
+            lock_waist: false,
         })
+    }
+
+    /// Physics steps per control tick.
+    pub fn steps_per_tick(&self) -> usize {
+        self.steps_per_tick
+    }
+
+    fn solver(&self, arm: Arm, waist: bool) -> &IkSolver {
+        if waist && !self.lock_waist {
+            &self.solvers[arm.index()]
+        } else {
+            &self.arm_solvers[arm.index()]
+        }
     }
 
     /// Control period (s) for a world with physics step `dt`.
@@ -158,13 +202,91 @@ impl ArmScript {
         let mut report = MoveReport::default();
         for k in 1..=n {
             let pose = interpolate_pose(&start, goal, k as f64 / n as f64);
-            let r = self.solvers[arm.index()].solve(&self.targets, &pose);
+            let r = self.solver(arm, true).solve(&self.targets, &pose);
             report.max_ik_pos_err = report.max_ik_pos_err.max(r.pos_err_m);
             report.max_ik_rot_err = report.max_ik_rot_err.max(r.rot_err_rad);
             self.targets = r.q;
             self.tick(world, on_tick)?;
         }
         Ok(report)
+    }
+
+    /// Moves several arms at once, each grasp frame along its own straight line with
+    /// minimum-jerk timing. The first arm may use the waist (unless [`Self::lock_waist`]); the
+    /// others move their arm only, tracking their goals in the world frame. One report per goal.
+    pub fn move_arms(
+        &mut self,
+        world: &mut SimWorld,
+        goals: &[(Arm, Isometry3<f64>)],
+        duration: f64,
+        on_tick: &mut TickFn<'_>,
+    ) -> Result<Vec<MoveReport>, SimError> {
+        let (plan, reports) = self.plan_arms(goals, self.ticks(world, duration));
+        self.execute(world, &plan, on_tick)?;
+        Ok(reports)
+    }
+
+    /// The targets, tick by tick, that [`Self::move_arms`] would command over `ticks` control
+    /// ticks (IK only, the world is not touched), with one report per goal.
+    pub fn plan_arms(
+        &self,
+        goals: &[(Arm, Isometry3<f64>)],
+        ticks: usize,
+    ) -> (Vec<Vec<f64>>, Vec<MoveReport>) {
+        let starts: Vec<Isometry3<f64>> = goals
+            .iter()
+            .map(|(arm, _)| self.commanded_tool_pose(*arm))
+            .collect();
+        let n = ticks.max(1);
+        let mut reports = vec![MoveReport::default(); goals.len()];
+        let mut q = self.targets.clone();
+        let mut plan = Vec::with_capacity(n);
+        for k in 1..=n {
+            for (i, ((arm, goal), start)) in goals.iter().zip(&starts).enumerate() {
+                let pose = interpolate_pose(start, goal, k as f64 / n as f64);
+                let r = self.solver(*arm, i == 0).solve(&q, &pose);
+                let report = &mut reports[i];
+                report.max_ik_pos_err = report.max_ik_pos_err.max(r.pos_err_m);
+                report.max_ik_rot_err = report.max_ik_rot_err.max(r.rot_err_rad);
+                if k == n {
+                    report.final_pos_err = r.pos_err_m;
+                    report.final_rot_err = r.rot_err_rad;
+                }
+                q = r.q;
+            }
+            plan.push(q.clone());
+        }
+        (plan, reports)
+    }
+
+    /// Commands `plan` (one DoF target vector per control tick).
+    pub fn execute(
+        &mut self,
+        world: &mut SimWorld,
+        plan: &[Vec<f64>],
+        on_tick: &mut TickFn<'_>,
+    ) -> Result<(), SimError> {
+        for q in plan {
+            self.targets.clone_from(q);
+            self.tick(world, on_tick)?;
+        }
+        Ok(())
+    }
+
+    /// Number of control ticks of a segment lasting `duration` seconds.
+    pub fn ticks_for(&self, world: &SimWorld, duration: f64) -> usize {
+        self.ticks(world, duration)
+    }
+
+    /// Solves IK for `arm`'s grasp frame at `goal` from the current targets, with random
+    /// restarts (for joint-space moves to poses the Cartesian tracking cannot reach).
+    pub fn solve_global(&self, arm: Arm, goal: &Isometry3<f64>) -> bicameral_robot::IkResult {
+        let solver = if self.lock_waist {
+            &self.global_arm_solvers[arm.index()]
+        } else {
+            &self.global_solvers[arm.index()]
+        };
+        solver.solve(&self.targets, goal)
     }
 
     /// Moves every DoF to `goal` (joint space, minimum-jerk).

@@ -326,4 +326,54 @@ impl<'a> SimLogger<'a> {
             .map_err(Self::w)?;
         Ok(())
     }
+
+    /// Sets the `sim_time` timeline to `t` (s).
+    pub fn set_time_secs(&self, t: f64) {
+        self.rec.set_duration_secs("sim_time", t);
+    }
+
+    /// Logs an H×W×3 sRGB image (row-major, `width * height * 3` bytes) at `entity`.
+    pub fn log_rgb(
+        &self,
+        entity: &str,
+        width: u32,
+        height: u32,
+        rgb: &[u8],
+    ) -> Result<(), VizError> {
+        let expected = width as usize * height as usize * 3;
+        if rgb.len() != expected {
+            return Err(VizError::Write(format!(
+                "{entity}: image has {} bytes, {width}x{height} RGB needs {expected}",
+                rgb.len()
+            )));
+        }
+        self.rec
+            .log(
+                entity,
+                &rerun::Image::from_rgb24(rgb.to_vec(), [width, height]),
+            )
+            .map_err(Self::w)
+    }
+
+    /// Logs one scalar series per name under `prefix/<name>`.
+    pub fn log_scalars(
+        &self,
+        prefix: &str,
+        names: &[String],
+        values: &[f64],
+    ) -> Result<(), VizError> {
+        for (name, v) in names.iter().zip(values) {
+            self.rec
+                .log(format!("{prefix}/{name}"), &rerun::Scalars::single(*v))
+                .map_err(Self::w)?;
+        }
+        Ok(())
+    }
+
+    /// Logs a text entry (e.g. the instruction) at `entity`.
+    pub fn log_text(&self, entity: &str, text: &str) -> Result<(), VizError> {
+        self.rec
+            .log(entity, &rerun::TextDocument::new(text))
+            .map_err(Self::w)
+    }
 }
