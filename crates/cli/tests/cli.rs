@@ -407,3 +407,118 @@ fn bench_datagen_prints_json() {
     );
     assert_eq!(row["cameras"].as_array().unwrap().len(), 3);
 }
+
+/// Every task's datagen output opens in pyarrow and in LeRobot's own loader (v2.1 with LeRobot
+/// 0.3.3, v3.0 with LeRobot 0.4.4), which see the same frames, values and tasks as our reader.
+/// Uses the dataset crate's pinned venv; `BICAMERAL_SKIP_PYTHON_INTEROP=1` skips it.
+#[test]
+fn datagen_output_opens_in_lerobot() {
+    if std::env::var_os("BICAMERAL_SKIP_PYTHON_INTEROP").is_some() {
+        eprintln!("BICAMERAL_SKIP_PYTHON_INTEROP set: skipping");
+        return;
+    }
+    let dir = tmp_dir("datagen-lerobot");
+    let runs = [
+        ("pick_place", "lerobot-v2.1"),
+        ("stack", "lerobot-v3"),
+        ("handover", "lerobot-v3"),
+        ("handover", "lerobot-v2.1"),
+    ];
+    let mut dirs = Vec::new();
+    for (task, format) in runs {
+        let out = dir.join(format!("{task}-{format}"));
+        let res = bicameral()
+            .args([
+                "datagen",
+                "--task",
+                task,
+                "--format",
+                format,
+                "--episodes",
+                "1",
+            ])
+            .args(["--workers", "1", "--seed", "3", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{task}: {}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        dirs.push(out);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let setup = Command::new("bash")
+        .arg(manifest.join("../dataset/tests/python/setup_venv.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let venv = String::from_utf8_lossy(&setup.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let res = Command::new(Path::new(&venv).join("bin/python"))
+        .arg(manifest.join("tests/python/lerobot_open.py"))
+        .args(&dirs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        res.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OPENED "))
+        .unwrap();
+    let opened: serde_json::Value = serde_json::from_str(line).unwrap();
+    for d in &dirs {
+        let theirs = &opened[d.to_str().unwrap()];
+        let ours = bicameral_dataset::Dataset::open(d).unwrap();
+        let ep = ours.episode(0).unwrap();
+        assert_eq!(
+            theirs["frames"],
+            ours.info().total_frames,
+            "{}",
+            d.display()
+        );
+        assert_eq!(theirs["pyarrow_rows"], ours.info().total_frames);
+        assert_eq!(theirs["episodes"], 1);
+        for item in theirs["items"].as_array().unwrap() {
+            let i = item["index"].as_u64().unwrap() as usize;
+            assert_eq!(item["task"], ep.task.as_str());
+            let f32s = |v: &serde_json::Value| -> Vec<f32> {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect()
+            };
+            assert_eq!(
+                f32s(&item["state"]),
+                ep.state[i],
+                "{} frame {i}",
+                d.display()
+            );
+            assert_eq!(
+                f32s(&item["action"]),
+                ep.action[i],
+                "{} frame {i}",
+                d.display()
+            );
+            let images = item["images"].as_object().unwrap();
+            assert_eq!(images.len(), 3);
+            for shape in images.values() {
+                assert_eq!(shape, &serde_json::json!([3, 224, 224]));
+            }
+        }
+    }
+}
