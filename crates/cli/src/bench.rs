@@ -352,3 +352,211 @@ pub fn run_datagen(args: &BenchDatagenArgs) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct BenchS1Args {
+    /// Configurations to time (comma-separated): default-cpu, small, n1.5.
+    #[arg(long, default_value = "default-cpu,small,n1.5")]
+    configs: String,
+    /// Timed chunks per configuration (the n1.5 size uses at most 5).
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
+    /// Write each configuration's random weights as a checkpoint directory `DIR/<config>/`
+    /// (config.json, model.safetensors, bench_inputs.json) for benches/s1_vs_torch.sh.
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Print JSON only (no human summary on stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// An S1 benchmark configuration: the head config and the plan length.
+struct S1Bench {
+    name: &'static str,
+    plan_tokens: usize,
+    config: serde_json::Value,
+}
+
+/// Head config: DiT `layers × (heads · head_dim)`, backbone width `db`, `hs` hidden size,
+/// `future` future tokens; the vl adapter has 4 layers, heads of 64 channels (32 when narrow).
+fn s1_config(
+    layers: usize,
+    heads: usize,
+    head_dim: usize,
+    db: usize,
+    hs: usize,
+    future: usize,
+) -> serde_json::Value {
+    let d = heads * head_dim;
+    let vl_head_dim = if db >= 512 { 64 } else { 32 };
+    json!({
+        "action_dim": 32,
+        "action_horizon": 16,
+        "add_pos_embed": true,
+        "backbone_embedding_dim": db,
+        "diffusion_model_cfg": {
+            "attention_head_dim": head_dim,
+            "cross_attention_dim": db,
+            "dropout": 0.0,
+            "final_dropout": false,
+            "interleave_self_attention": true,
+            "norm_type": "ada_norm",
+            "num_attention_heads": heads,
+            "num_layers": layers,
+            "output_dim": hs,
+            "positional_embeddings": null
+        },
+        "hidden_size": hs,
+        "input_embedding_dim": d,
+        "max_action_dim": 32,
+        "max_num_embodiments": 32,
+        "max_seq_len": 1024,
+        "max_state_dim": 64,
+        "model_dtype": "float32",
+        "noise_beta_alpha": 1.5,
+        "noise_beta_beta": 1.0,
+        "noise_s": 0.999,
+        "num_inference_timesteps": 4,
+        "num_target_vision_tokens": future,
+        "num_timestep_buckets": 1000,
+        "tune_diffusion_model": true,
+        "tune_projector": true,
+        "use_vlln": true,
+        "vl_self_attention_cfg": {
+            "attention_head_dim": vl_head_dim,
+            "dropout": 0.0,
+            "final_dropout": false,
+            "num_attention_heads": db / vl_head_dim,
+            "num_layers": 4,
+            "positional_embeddings": null
+        }
+    })
+}
+
+fn s1_benches() -> Vec<S1Bench> {
+    vec![
+        // Our CPU real-time size: DiT 4 × 128, 32 plan tokens of width 128.
+        S1Bench {
+            name: "default-cpu",
+            plan_tokens: 32,
+            config: s1_config(4, 4, 32, 128, 128, 32),
+        },
+        // DiT 8 × 512, 64 plan tokens × 512, 32 future tokens.
+        S1Bench {
+            name: "small",
+            plan_tokens: 64,
+            config: s1_config(8, 8, 64, 512, 512, 32),
+        },
+        // GR00T N1.5: DiT 16 × 1536 (32 heads × 48), hidden 1024, Eagle features 2048 wide,
+        // 276 plan tokens, 32 future tokens.
+        S1Bench {
+            name: "n1.5",
+            plan_tokens: 276,
+            config: s1_config(16, 32, 48, 2048, 1024, 32),
+        },
+    ]
+}
+
+/// Latency of one action chunk (condition once, K = 4 Euler steps, H = 16, B = 1) of our burn
+/// head on the CPU (flex; threads from RAYON_NUM_THREADS). The PyTorch comparison on the same
+/// weights is benches/s1_vs_torch.sh.
+pub fn run_s1(args: &BenchS1Args) -> Result<()> {
+    use bicameral_policy::burn::tensor::{Tensor, TensorData};
+    use bicameral_policy::{ActionHead, FlowmatchingActionHeadConfig, InitialNoise};
+    let device = bicameral_policy::cpu_device();
+    let wanted: Vec<&str> = args.configs.split(',').map(str::trim).collect();
+    let all = s1_benches();
+    for w in &wanted {
+        if !all.iter().any(|b| b.name == *w) {
+            anyhow::bail!(
+                "--configs: unknown configuration \"{w}\" (known: default-cpu, small, n1.5)"
+            );
+        }
+    }
+    let mut rows = serde_json::Map::new();
+    for b in all.iter().filter(|b| wanted.contains(&b.name)) {
+        let cfg = FlowmatchingActionHeadConfig::from_json_str(&b.config.to_string())?;
+        let head = ActionHead::init(&cfg, &device, 0)?;
+        let tensors = head.to_tensors("")?;
+        let params: usize = tensors
+            .values()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
+        drop(tensors);
+        if let Some(dir) = &args.export {
+            let d = dir.join(b.name);
+            head.save(&d)?;
+            std::fs::write(
+                d.join("bench_inputs.json"),
+                serde_json::to_vec(&json!({"plan_tokens": b.plan_tokens, "steps": 4}))?,
+            )
+            .with_context(|| format!("writing {}", d.display()))?;
+        }
+        let mut rng = bicameral_policy::rng::Rng::new(1);
+        let mut randn = |n: usize| -> Vec<f32> { rng.normal_vec(n) };
+        let db = cfg.backbone_embedding_dim;
+        let feats = Tensor::<3>::from_data(
+            TensorData::new(randn(b.plan_tokens * db), [1, b.plan_tokens, db]),
+            &device,
+        );
+        let state = Tensor::<3>::from_data(
+            TensorData::new(randn(cfg.max_state_dim), [1, 1, cfg.max_state_dim]),
+            &device,
+        );
+        let shape = [1, cfg.action_horizon, cfg.action_dim];
+        let noise = Tensor::<3>::from_data(
+            TensorData::new(randn(shape.iter().product()), shape),
+            &device,
+        );
+        let chunk = || -> Result<f64> {
+            let t0 = Instant::now();
+            let s = head.get_action(
+                feats.clone(),
+                state.clone(),
+                &[0],
+                InitialNoise::Tensor(noise.clone()),
+                Some(4),
+            )?;
+            // Wait for the result (the backend may run lazily).
+            let _ = s.actions.into_data();
+            Ok(t0.elapsed().as_secs_f64() * 1000.0)
+        };
+        let repeats = if b.name == "n1.5" {
+            args.repeats.min(5)
+        } else {
+            args.repeats
+        }
+        .max(1);
+        for _ in 0..2 {
+            chunk()?;
+        }
+        let mut times = (0..repeats)
+            .map(|_| chunk())
+            .collect::<Result<Vec<f64>>>()?;
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        if !args.json {
+            eprintln!("{}: {params} parameters, {median:.2} ms per chunk", b.name);
+        }
+        rows.insert(
+            b.name.to_string(),
+            json!({
+                "params": params,
+                "plan_tokens": b.plan_tokens,
+                "chunk_ms": median,
+                "chunk_ms_min": times[0],
+                "repeats": repeats,
+            }),
+        );
+    }
+    let report = json!({
+        "bench": "s1",
+        "backend": "burn flex (CPU)",
+        "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "chunk": {"K": 4, "H": 16, "B": 1},
+        "configs": rows,
+        "compare_with": "benches/s1_vs_torch.sh (PyTorch eager, same weights and inputs; REFERENCES.md lists torch 2.5.1 at 8.9 / 112 / 1900 ms with 2 threads)",
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

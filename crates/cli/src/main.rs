@@ -4,6 +4,7 @@
 mod bench;
 mod datagen;
 mod dataset;
+mod policy;
 mod view;
 
 use anyhow::Result;
@@ -33,6 +34,16 @@ enum Command {
     /// Inspect LeRobot datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// System 1 action head (GR00T N1.5 flow matching).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Sample an action chunk from a checkpoint on inputs from a safetensors file; write
+    /// `action_pred` and the per-step velocities `v_k`.
+    RunHead(policy::RunHeadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +68,8 @@ enum BenchCommand {
     Sim(bench::BenchSimArgs),
     /// Demonstrations per hour of `datagen`, per task.
     Datagen(bench::BenchDatagenArgs),
+    /// System 1 action-head latency per chunk (burn, CPU).
+    S1(bench::BenchS1Args),
 }
 
 fn main() -> Result<()> {
@@ -72,5 +85,7 @@ fn main() -> Result<()> {
         Command::Dataset(DatasetCommand::Info(args)) => dataset::info(&args),
         Command::Dataset(DatasetCommand::View(args)) => dataset::view(&args),
         Command::Bench(BenchCommand::Datagen(args)) => bench::run_datagen(&args),
+        Command::Bench(BenchCommand::S1(args)) => bench::run_s1(&args),
+        Command::Policy(PolicyCommand::RunHead(args)) => policy::run_head(&args),
     }
 }

@@ -522,3 +522,44 @@ fn datagen_output_opens_in_lerobot() {
         }
     }
 }
+
+/// `bench s1` times a chunk and exports the weights in upstream layout, which load back.
+#[test]
+fn bench_s1_prints_json_and_exports_a_loadable_checkpoint() {
+    let dir = tmp_dir("bench-s1");
+    let res = bicameral()
+        .args([
+            "bench",
+            "s1",
+            "--json",
+            "--configs",
+            "default-cpu",
+            "--repeats",
+            "1",
+            "--export",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    let row = &v["configs"]["default-cpu"];
+    assert!(row["chunk_ms"].as_f64().unwrap() > 0.0);
+    assert!(row["params"].as_u64().unwrap() > 1_000_000);
+    let ckpt = dir.join("default-cpu");
+    let device = bicameral_policy::cpu_device();
+    let (_, report) =
+        bicameral_policy::ActionHead::load(&ckpt, &device, &Default::default()).unwrap();
+    assert!(report.loaded > 50);
+    assert!(ckpt.join("bench_inputs.json").is_file());
+    let res = bicameral()
+        .args(["bench", "s1", "--configs", "huge"])
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("huge"));
+}

@@ -1,0 +1,35 @@
+//! System 1 of bicameral: the GR00T N1.5 flow-matching action head ("action expert") in burn
+//! 0.22, numerically faithful to upstream Isaac-GR00T (`FlowmatchingActionHead`).
+//!
+//! * [`FlowmatchingActionHeadConfig`]: upstream config (also read from a full GR00T
+//!   `config.json` under `action_head_cfg`).
+//! * [`ActionHead`]: the model (a burn [`Module`](burn::module::Module)); load/save with upstream
+//!   tensor names ([`ActionHead::load`], [`ActionHead::save`]), inference by Euler sampling
+//!   ([`ActionHead::get_action`]), training loss ([`ActionHead::flow_matching_loss`]).
+//!
+//! Shapes: backbone features `[B, S, Db]`, state `[B, 1, max_state_dim]`, embodiment ids `[B]`,
+//! actions/noise/velocities `[B, H, action_dim]`. Everything is computed in float32. The backend
+//! is chosen by the [`Device`](burn::tensor::Device) (`Device::flex()` on CPU by default,
+//! `Device::cuda(0)` with the `cuda` feature).
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod nn;
+pub mod rng;
+pub mod rtc;
+
+pub use burn;
+pub use checkpoint::{
+    HostData, HostTensor, LoadOptions, LoadReport, read_safetensors, write_safetensors,
+};
+pub use config::{DiTConfig, FlowmatchingActionHeadConfig, SelfAttentionConfig};
+pub use error::PolicyError;
+pub use model::{ActionHead, Conditioning, InitialNoise, LossOutput, Sample, StepTrace};
+pub use rtc::{RtcPrefix, rtc_weights};
+
+/// The default CPU device (flex backend).
+pub fn cpu_device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}

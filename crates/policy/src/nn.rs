@@ -1,0 +1,426 @@
+//! Building blocks of the action head, written against burn 0.22 (no backend generic).
+//!
+//! Every block is constructed from a [`ParamSource`] under its upstream tensor name, and can
+//! export its tensors back under the same names in upstream (PyTorch) layout. `nn.Linear`
+//! weights are stored `[out, in]` upstream and `[in, out]` here (burn's convention); the
+//! transposition happens on the host at load/save time and is exact.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{gelu_approximate, relu, silu};
+use burn::tensor::module::{attention, linear};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::error::PolicyError;
+
+/// How a tensor is initialized when it is not loaded from a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Init {
+    /// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` (PyTorch `nn.Linear` weights and biases).
+    Uniform { fan_in: usize },
+    /// `N(0, std²)`.
+    Normal { std: f64 },
+    /// Constant.
+    Constant(f32),
+}
+
+/// Where parameters come from: a checkpoint or a random initializer.
+pub(crate) trait ParamSource {
+    /// The host values (row-major f32) of tensor `name`, whose upstream shape is `shape`.
+    /// A source that cannot supply it records the problem and returns zeros.
+    fn take(&mut self, name: &str, shape: &[usize], init: Init) -> Vec<f32>;
+}
+
+/// Tensors exported for saving: `(name, upstream shape, row-major f32 values)`.
+pub(crate) type Exported = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+/// Builds parameters on one device from a source.
+pub(crate) struct Builder<'a> {
+    pub(crate) device: Device,
+    pub(crate) source: &'a mut dyn ParamSource,
+}
+
+impl Builder<'_> {
+    pub(crate) fn param<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        init: Init,
+    ) -> Param<Tensor<D>> {
+        let values = self.source.take(name, &shape, init);
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
+    }
+
+    /// A `[d_in, d_out]` parameter from an upstream `[d_out, d_in]` tensor.
+    fn param_transposed(&mut self, name: &str, d_in: usize, d_out: usize) -> Param<Tensor<2>> {
+        let values = self
+            .source
+            .take(name, &[d_out, d_in], Init::Uniform { fan_in: d_in });
+        let t = transpose(&values, d_out, d_in);
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(t, [d_in, d_out]),
+            &self.device,
+        ))
+    }
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+pub(crate) fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Host copy (row-major f32) of a tensor.
+pub(crate) fn to_host<const D: usize>(t: Tensor<D>) -> Result<(Vec<usize>, Vec<f32>), PolicyError> {
+    let data = t
+        .try_into_data()
+        .map_err(|e| PolicyError::Readback(format!("{e:?}")))?;
+    let shape = data.shape().to_vec();
+    let values = data
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| PolicyError::Readback(format!("{e:?}")))?;
+    Ok((shape, values))
+}
+
+fn export_param<const D: usize>(
+    out: &mut Exported,
+    name: String,
+    p: &Param<Tensor<D>>,
+) -> Result<(), PolicyError> {
+    let (shape, values) = to_host(p.val())?;
+    out.push((name, shape, values));
+    Ok(())
+}
+
+/// `nn.Linear`: `y = x W + b`, weight stored `[in, out]` (upstream `[out, in]`).
+#[derive(Module, Debug)]
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Linear {
+    pub(crate) fn new(b: &mut Builder<'_>, name: &str, d_in: usize, d_out: usize) -> Self {
+        let weight = b.param_transposed(&join(name, "weight"), d_in, d_out);
+        let bias = b.param(&join(name, "bias"), [d_out], Init::Uniform { fan_in: d_in });
+        Self { weight, bias }
+    }
+
+    /// `[..., in]` → `[..., out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.val(), Some(self.bias.val()))
+    }
+
+    pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        let (shape, values) = to_host(self.weight.val())?;
+        out.push((
+            join(name, "weight"),
+            vec![shape[1], shape[0]],
+            transpose(&values, shape[0], shape[1]),
+        ));
+        export_param(out, join(name, "bias"), &self.bias)
+    }
+}
+
+/// `nn.LayerNorm` over the last dimension, optionally with an affine (weight, bias).
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    /// `[dim]` (absent without affine).
+    pub weight: Option<Param<Tensor<1>>>,
+    /// `[dim]` (absent without affine).
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Epsilon added to the (biased) variance.
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub(crate) fn affine(b: &mut Builder<'_>, name: &str, dim: usize, eps: f64) -> Self {
+        Self {
+            weight: Some(b.param(&join(name, "weight"), [dim], Init::Constant(1.0))),
+            bias: Some(b.param(&join(name, "bias"), [dim], Init::Constant(0.0))),
+            eps,
+        }
+    }
+
+    pub(crate) fn plain(eps: f64) -> Self {
+        Self {
+            weight: None,
+            bias: None,
+            eps,
+        }
+    }
+
+    /// `[..., dim]` → `[..., dim]`: `(x - mean) / sqrt(var + eps) * weight + bias`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let (var, mean) = x.clone().var_mean_bias(D - 1);
+        let y = (x - mean) / (var + self.eps).sqrt();
+        let y = match &self.weight {
+            Some(w) => y * w.val().unsqueeze::<D>(),
+            None => y,
+        };
+        match &self.bias {
+            Some(b) => y + b.val().unsqueeze::<D>(),
+            None => y,
+        }
+    }
+
+    pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        if let Some(w) = &self.weight {
+            export_param(out, join(name, "weight"), w)?;
+        }
+        if let Some(b) = &self.bias {
+            export_param(out, join(name, "bias"), b)?;
+        }
+        Ok(())
+    }
+}
+
+/// Upstream `CategorySpecificLinear`: one linear layer per embodiment,
+/// `y = x @ W[id] + b[id]`.
+#[derive(Module, Debug)]
+pub struct CategorySpecificLinear {
+    /// `W`: `[num_embodiments, in, out]` (not transposed, same as upstream).
+    pub w: Param<Tensor<3>>,
+    /// `b`: `[num_embodiments, out]`.
+    pub b: Param<Tensor<2>>,
+}
+
+impl CategorySpecificLinear {
+    pub(crate) fn new(
+        b: &mut Builder<'_>,
+        name: &str,
+        n: usize,
+        d_in: usize,
+        d_out: usize,
+    ) -> Self {
+        Self {
+            w: b.param(
+                &join(name, "W"),
+                [n, d_in, d_out],
+                Init::Normal { std: 0.02 },
+            ),
+            b: b.param(&join(name, "b"), [n, d_out], Init::Constant(0.0)),
+        }
+    }
+
+    /// `x [B, T, in]`, `ids [B]` → `[B, T, out]`.
+    pub fn forward(&self, x: Tensor<3>, ids: Tensor<1, Int>) -> Tensor<3> {
+        let w = self.w.val().select(0, ids.clone()); // [B, in, out]
+        let b = self.b.val().select(0, ids).unsqueeze_dim::<3>(1); // [B, 1, out]
+        x.matmul(w) + b
+    }
+
+    pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        export_param(out, join(name, "W"), &self.w)?;
+        export_param(out, join(name, "b"), &self.b)
+    }
+}
+
+/// Upstream `CategorySpecificMLP`: `layer2(relu(layer1(x)))`.
+#[derive(Module, Debug)]
+pub struct CategorySpecificMlp {
+    /// `in → hidden`.
+    pub layer1: CategorySpecificLinear,
+    /// `hidden → out`.
+    pub layer2: CategorySpecificLinear,
+}
+
+impl CategorySpecificMlp {
+    pub(crate) fn new(
+        b: &mut Builder<'_>,
+        name: &str,
+        n: usize,
+        d_in: usize,
+        d_hidden: usize,
+        d_out: usize,
+    ) -> Self {
+        Self {
+            layer1: CategorySpecificLinear::new(b, &join(name, "layer1"), n, d_in, d_hidden),
+            layer2: CategorySpecificLinear::new(b, &join(name, "layer2"), n, d_hidden, d_out),
+        }
+    }
+
+    /// `x [B, T, in]`, `ids [B]` → `[B, T, out]`.
+    pub fn forward(&self, x: Tensor<3>, ids: Tensor<1, Int>) -> Tensor<3> {
+        let h = relu(self.layer1.forward(x, ids.clone()));
+        self.layer2.forward(h, ids)
+    }
+
+    pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        self.layer1.export(&join(name, "layer1"), out)?;
+        self.layer2.export(&join(name, "layer2"), out)
+    }
+}
+
+/// Keys and values of an attention, split into heads: each `[B, heads, S, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct KeyValue {
+    /// `[B, heads, S, head_dim]`.
+    pub k: Tensor<4>,
+    /// `[B, heads, S, head_dim]`.
+    pub v: Tensor<4>,
+}
+
+/// diffusers `Attention` (SDPA processor): biased q/k/v/out projections, scale
+/// `head_dim^-0.5`, softmax, no mask.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `to_q`: `D → heads·head_dim`.
+    pub to_q: Linear,
+    /// `to_k`: `D_kv → heads·head_dim`.
+    pub to_k: Linear,
+    /// `to_v`: `D_kv → heads·head_dim`.
+    pub to_v: Linear,
+    /// `to_out.0`: `heads·head_dim → D`.
+    pub to_out: Linear,
+    /// Heads.
+    pub heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl Attention {
+    pub(crate) fn new(
+        b: &mut Builder<'_>,
+        name: &str,
+        dim: usize,
+        kv_dim: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Self {
+        let inner = heads * head_dim;
+        Self {
+            to_q: Linear::new(b, &join(name, "to_q"), dim, inner),
+            to_k: Linear::new(b, &join(name, "to_k"), kv_dim, inner),
+            to_v: Linear::new(b, &join(name, "to_v"), kv_dim, inner),
+            to_out: Linear::new(b, &join(name, "to_out.0"), inner, dim),
+            heads,
+            head_dim,
+        }
+    }
+
+    /// `[B, T, heads·head_dim]` → `[B, heads, T, head_dim]`.
+    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [b, t, _] = x.dims();
+        x.reshape([b, t, self.heads, self.head_dim]).swap_dims(1, 2)
+    }
+
+    /// Keys and values of a context `[B, S, D_kv]`.
+    pub fn key_value(&self, context: Tensor<3>) -> KeyValue {
+        KeyValue {
+            k: self.split_heads(self.to_k.forward(context.clone())),
+            v: self.split_heads(self.to_v.forward(context)),
+        }
+    }
+
+    /// Attention of queries from `x [B, T, D]` over precomputed keys/values → `[B, T, D]`.
+    pub fn forward_kv(&self, x: Tensor<3>, kv: &KeyValue) -> Tensor<3> {
+        let [b, t, _] = x.dims();
+        let q = self.split_heads(self.to_q.forward(x));
+        let o = attention(
+            q,
+            kv.k.clone(),
+            kv.v.clone(),
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        ); // [B, heads, T, head_dim]
+        let o = o
+            .swap_dims(1, 2)
+            .reshape([b, t, self.heads * self.head_dim]);
+        self.to_out.forward(o)
+    }
+
+    /// Attention of `x [B, T, D]` over `context [B, S, D_kv]` (`x` itself for self-attention).
+    pub fn forward(&self, x: Tensor<3>, context: Tensor<3>) -> Tensor<3> {
+        let kv = self.key_value(context);
+        self.forward_kv(x, &kv)
+    }
+
+    pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        self.to_q.export(&join(name, "to_q"), out)?;
+        self.to_k.export(&join(name, "to_k"), out)?;
+        self.to_v.export(&join(name, "to_v"), out)?;
+        self.to_out.export(&join(name, "to_out.0"), out)
+    }
+}
+
+/// diffusers `FeedForward` with `gelu-approximate`: `net.2(gelu_tanh(net.0.proj(x)))`.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    /// `ff.net.0.proj`: `D → 4D`.
+    pub proj_in: Linear,
+    /// `ff.net.2`: `4D → D`.
+    pub proj_out: Linear,
+}
+
+impl FeedForward {
+    pub(crate) fn new(b: &mut Builder<'_>, name: &str, dim: usize) -> Self {
+        Self {
+            proj_in: Linear::new(b, &join(name, "net.0.proj"), dim, 4 * dim),
+            proj_out: Linear::new(b, &join(name, "net.2"), 4 * dim, dim),
+        }
+    }
+
+    /// `[B, T, D]` → `[B, T, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.proj_out
+            .forward(gelu_approximate(self.proj_in.forward(x)))
+    }
+
+    pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        self.proj_in.export(&join(name, "net.0.proj"), out)?;
+        self.proj_out.export(&join(name, "net.2"), out)
+    }
+}
+
+/// `x * sigmoid(x)` (swish = SiLU).
+pub(crate) fn swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    silu(x)
+}
+
+/// Frequencies of the action encoder's `SinusoidalPositionalEncoding` (upstream
+/// `action_encoder.py`), computed in float32 like upstream:
+/// `freq_k = exp(-k * (ln(10000) / half))`, `k = 0..half`.
+pub(crate) fn action_encoder_freqs(dim: usize) -> Vec<f32> {
+    let half = dim / 2;
+    let ln = 10000.0f32.ln();
+    let step = ln / half as f32;
+    (0..half).map(|k| (-(k as f32) * step).exp()).collect()
+}
+
+/// Frequencies of diffusers `Timesteps(num_channels, flip_sin_to_cos=True,
+/// downscale_freq_shift=1)`: `freq_k = exp(-ln(10000) * k / (half - 1))`, float32 like upstream.
+pub(crate) fn diffusers_timestep_freqs(num_channels: usize) -> Vec<f32> {
+    let half = num_channels / 2;
+    let neg_ln = -(10000.0f64.ln()) as f32;
+    let denom = (half as f32) - 1.0;
+    (0..half)
+        .map(|k| ((neg_ln * k as f32) / denom).exp())
+        .collect()
+}
+
+/// `t [B] · freqs [half]` → `[B, half]`.
+pub(crate) fn outer(t: Tensor<1>, freqs: &[f32], device: &Device) -> Tensor<2> {
+    let f = Tensor::<1>::from_data(TensorData::new(freqs.to_vec(), [freqs.len()]), device);
+    t.unsqueeze_dim::<2>(1) * f.unsqueeze::<2>()
+}
