@@ -5,6 +5,7 @@ mod bench;
 mod datagen;
 mod dataset;
 mod policy;
+mod train;
 mod view;
 
 use anyhow::Result;
@@ -31,6 +32,9 @@ enum Command {
     Bench(BenchCommand),
     /// Generate scripted-expert demonstrations as a LeRobot dataset.
     Datagen(datagen::DatagenArgs),
+    /// Train models.
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Inspect LeRobot datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -44,6 +48,12 @@ enum PolicyCommand {
     /// Sample an action chunk from a checkpoint on inputs from a safetensors file; write
     /// `action_pred` and the per-step velocities `v_k`.
     RunHead(policy::RunHeadArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TrainCommand {
+    /// System 1 (the action head) alone, on a LeRobot dataset.
+    S1(train::TrainS1Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +92,7 @@ fn main() -> Result<()> {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
         Command::Datagen(args) => datagen::run(&args),
+        Command::Train(TrainCommand::S1(args)) => train::run_s1(&args),
         Command::Dataset(DatasetCommand::Info(args)) => dataset::info(&args),
         Command::Dataset(DatasetCommand::View(args)) => dataset::view(&args),
         Command::Bench(BenchCommand::Datagen(args)) => bench::run_datagen(&args),

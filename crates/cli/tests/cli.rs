@@ -401,10 +401,10 @@ fn bench_datagen_prints_json() {
     assert_eq!(row["task"], "pick_place");
     assert_eq!(row["episodes"], 1);
     assert!(row["demos_per_hour"].as_f64().unwrap() > 0.0);
-    assert!(
-        row["demos_per_hour_without_cameras"].as_f64().unwrap()
-            > row["demos_per_hour"].as_f64().unwrap()
-    );
+    // Both rates are measured (which is faster depends on the machine's load: no timing
+    // assertion here).
+    assert!(row["demos_per_hour_without_cameras"].as_f64().unwrap() > 0.0);
+    assert_eq!(row["expert_success_rate"], 1.0);
     assert_eq!(row["cameras"].as_array().unwrap().len(), 3);
 }
 

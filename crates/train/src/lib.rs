@@ -1,0 +1,27 @@
+//! Training System 1 of bicameral: the flow-matching action head ([`bicameral_policy`]) on
+//! LeRobot datasets ([`bicameral_dataset`]).
+//!
+//! * [`TrainConfig`]: the head's size and the optimisation settings (TOML, `models/*.toml`).
+//! * [`S1Policy`]: the head plus a learned "null plan" (the plan tokens System 1 sees when it
+//!   is trained alone, without System 2), with the dataset's normalization statistics.
+//! * [`train_s1`]: flow-matching loss with Beta-distributed time, AdamW, linear warm-up +
+//!   cosine decay, global gradient-norm clipping (PyTorch `clip_grad_norm_` semantics), loss
+//!   curve to CSV, checkpoints that resume.
+//!
+//! Units: states and actions are in the dataset's physical units (rad, m) at the API; inside,
+//! both are min–max normalized per dimension to [-1, 1] (GR00T's `min_max` mode) and padded to
+//! the head's `max_state_dim` / `action_dim` with zeros (padded action dimensions are masked
+//! out of the loss).
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod policy;
+pub mod rng;
+pub mod trainer;
+
+pub use checkpoint::{load_checkpoint, save_checkpoint};
+pub use config::{HeadSize, OptimConfig, TrainConfig};
+pub use error::TrainError;
+pub use policy::{Normalizer, S1Policy};
+pub use trainer::{TrainReport, train_s1};
