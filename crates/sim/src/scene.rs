@@ -194,22 +194,34 @@ impl ObjectConfig {
     }
 }
 
+/// The text of a data file (scene, task), with the path in the error.
+pub(crate) fn read_text(path: &Path) -> Result<String, SimError> {
+    std::fs::read_to_string(path).map_err(|source| SimError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// TOML → `T`; errors name `path` and the field (toml's message).
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+) -> Result<T, SimError> {
+    toml::from_str(text).map_err(|e| SimError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 impl SceneConfig {
     /// Reads and validates a scene file.
     pub fn load(path: &Path) -> Result<Self, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read_text(path)?, path)
     }
 
     /// Parses and validates scene TOML; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SimError> {
-        let scene: SceneConfig = toml::from_str(text).map_err(|e| SimError::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let scene: SceneConfig = parse_toml(text, path)?;
         scene.validate(path)?;
         Ok(scene)
     }

@@ -455,19 +455,12 @@ struct ToPlace {
 impl TaskSpec {
     /// Reads and validates a task file.
     pub fn load(path: &Path) -> Result<Self, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&crate::scene::read_text(path)?, path)
     }
 
     /// Parses and validates task TOML; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, SimError> {
-        let spec: TaskSpec = toml::from_str(text).map_err(|e| SimError::Config {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let spec: TaskSpec = crate::scene::parse_toml(text, path)?;
         spec.validate(path)?;
         Ok(spec)
     }
