@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use bicameral_dataset::{Dataset, FeatureStats};
 use bicameral_sim::{DataRoot, EpisodeOptions, SimError, TaskEnv};
-use bicameral_viz::{Recording, SimLogger, Sink};
+use bicameral_viz::{Recording, SimLogger};
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -25,15 +25,8 @@ pub struct ViewArgs {
     /// Episode index.
     #[arg(long, default_value_t = 0)]
     episode: usize,
-    /// Save the recording to this .rrd file.
-    #[arg(long, conflicts_with_all = ["spawn", "connect"])]
-    save: Option<PathBuf>,
-    /// Spawn a rerun viewer.
-    #[arg(long, conflicts_with = "connect")]
-    spawn: bool,
-    /// Stream to a running viewer, e.g. rerun+http://127.0.0.1:9876/proxy.
-    #[arg(long)]
-    connect: Option<String>,
+    #[command(flatten)]
+    output: crate::sink::SinkArgs,
     /// Do not re-simulate the episode's world even when the dataset names its task and seed
     /// (then only the recorded images and signals are shown).
     #[arg(long)]
@@ -146,11 +139,9 @@ pub fn info(args: &InfoArgs) -> Result<()> {
 }
 
 pub fn view(args: &ViewArgs) -> Result<()> {
-    let sink = match (&args.save, args.spawn, &args.connect) {
-        (Some(p), _, _) => Sink::Save(p.clone()),
-        (None, true, _) => Sink::Spawn,
-        (None, false, Some(url)) => Sink::Connect(url.clone()),
-        (None, false, None) => bail!("give --save FILE.rrd, --spawn or --connect URL"),
+    let sink = match args.output.sink() {
+        Some(s) => s,
+        None => bail!("give --save FILE.rrd, --spawn or --connect URL"),
     };
     let ds = Dataset::open(&args.dir)
         .with_context(|| format!("cannot open the dataset at {}", args.dir.display()))?;

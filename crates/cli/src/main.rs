@@ -5,6 +5,7 @@ mod bench;
 mod datagen;
 mod dataset;
 mod policy;
+mod sink;
 mod train;
 mod view;
 

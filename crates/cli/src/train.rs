@@ -1,48 +1,76 @@
-//! `bicameral train s1`: train System 1 on a LeRobot dataset.
+//! `bicameral train s1`: train System 1 on LeRobot datasets.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bicameral_train::{TrainConfig, train_s1};
+use bicameral_train::{StepInfo, TrainConfig, train_s1};
+use bicameral_viz::{Recording, SimLogger};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Debug, Args)]
 pub struct TrainS1Args {
-    /// LeRobot dataset directory (v2.1 or v3.0).
-    #[arg(long)]
-    dataset: PathBuf,
+    /// LeRobot dataset directory (v2.1 or v3.0). Repeat to mix datasets in every batch; each
+    /// distinct robot_type becomes one embodiment of the head.
+    #[arg(long, required = true)]
+    dataset: Vec<PathBuf>,
     /// Training configuration (TOML), e.g. models/s1_default.toml.
     #[arg(long)]
     config: PathBuf,
     /// Output directory: checkpoint/ and loss.csv.
     #[arg(long)]
     out: PathBuf,
-    /// Continue from out/checkpoint.
+    /// Continue from out/checkpoint (weights, EMA, optimizer moments, step).
     #[arg(long)]
     resume: bool,
+    /// Also log the loss, learning rate and gradient norm per step to rerun (`train/*` on the
+    /// `step` timeline).
+    #[command(flatten)]
+    rerun: crate::sink::SinkArgs,
 }
 
 pub fn run_s1(args: &TrainS1Args) -> Result<()> {
     let cfg = TrainConfig::load(&args.config)?;
+    let recording = match args.rerun.sink() {
+        Some(sink) => Some(Recording::open("bicameral_train", &sink)?),
+        None => None,
+    };
+    let logger = recording.as_ref().map(|r| SimLogger::new(&r.rec));
+    let names = ["loss".to_string(), "lr".into(), "grad_norm".into()];
     let bar = ProgressBar::new(cfg.steps as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} steps [{elapsed_precise} < {eta}] {per_sec} loss {msg}",
     )?);
     let device = bicameral_policy::cpu_device();
+    let mut log_error = None;
     let report = train_s1(
         &args.dataset,
         &cfg,
         &args.out,
         args.resume,
         &device,
-        &mut |step, loss| {
-            bar.set_position(step as u64 + 1);
-            bar.set_message(format!("{loss:.4}"));
+        &mut |s: &StepInfo| {
+            bar.set_position(s.step as u64 + 1);
+            bar.set_message(format!("{:.4}", s.loss));
+            if let Some(l) = &logger {
+                l.set_sequence("step", s.step as i64);
+                if let Err(e) =
+                    l.log_scalars("train", &names, &[s.loss as f64, s.lr, s.grad_norm as f64])
+                {
+                    log_error = Some(e);
+                    return false;
+                }
+            }
             true
         },
     )
-    .with_context(|| format!("training on {}", args.dataset.display()))?;
+    .with_context(|| format!("training on {:?}", args.dataset))?;
     bar.finish_and_clear();
+    if let Some(e) = log_error {
+        return Err(e).context("logging the loss curve to rerun (the checkpoint was written)");
+    }
+    if let Some(r) = recording {
+        r.finish()?;
+    }
     let last = report.losses.last().map(|l| l.1);
     println!(
         "trained {} steps; last loss {}; checkpoint {}",

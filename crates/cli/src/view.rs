@@ -23,15 +23,8 @@ pub struct ViewArgs {
     /// Stop after this many seconds of simulated time (the full tour takes about 16 s).
     #[arg(long)]
     seconds: Option<f64>,
-    /// Save the recording to this .rrd file.
-    #[arg(long, conflicts_with_all = ["spawn", "connect"])]
-    save: Option<PathBuf>,
-    /// Spawn a rerun viewer.
-    #[arg(long, conflicts_with = "connect")]
-    spawn: bool,
-    /// Stream to a running viewer, e.g. rerun+http://127.0.0.1:9876/proxy.
-    #[arg(long)]
-    connect: Option<String>,
+    #[command(flatten)]
+    output: crate::sink::SinkArgs,
     /// Camera render rate (Hz of simulated time).
     #[arg(long, default_value_t = 10.0)]
     camera_hz: f64,
@@ -47,11 +40,9 @@ pub struct ViewArgs {
 const TIME_UP: &str = "time budget reached";
 
 pub fn run(args: &ViewArgs) -> Result<()> {
-    let sink = match (&args.save, args.spawn, &args.connect) {
-        (Some(p), _, _) => Sink::Save(p.clone()),
-        (None, true, _) => Sink::Spawn,
-        (None, false, Some(url)) => Sink::Connect(url.clone()),
-        (None, false, None) => Sink::Save(PathBuf::from("sim_view.rrd")),
+    let sink = match args.output.sink() {
+        Some(s) => s,
+        None => Sink::Save(PathBuf::from("sim_view.rrd")),
     };
     if !(args.camera_hz > 0.0 && args.control_hz > 0.0) {
         bail!("--camera-hz and --control-hz must be positive");

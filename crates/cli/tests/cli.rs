@@ -374,6 +374,94 @@ fn datagen_is_reproducible_across_workers_and_kill_resume() {
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("no_such_task"));
     assert!(!dir.join("c").exists());
+
+    train_s1_on_generated_data(&dir, &a);
+}
+
+/// `train s1` on a datagen dataset (given twice: same robot, so one embodiment with merged
+/// statistics), with the loss curve logged to rerun; then resumed to more steps.
+fn train_s1_on_generated_data(dir: &Path, data: &Path) {
+    let cfg = dir.join("tiny.toml");
+    let tiny = |steps: usize| {
+        format!(
+            "steps = {steps}\nbatch_size = 4\nseed = 1\ncheckpoint_every = 10\n\
+             [head]\nlayers = 2\nheads = 2\nhead_dim = 16\nhidden_size = 32\nplan_dim = 16\n\
+             plan_tokens = 2\nfuture_tokens = 2\nadapter_layers = 1\nadapter_heads = 2\n\
+             action_horizon = 8\ninference_steps = 4\n\
+             [optim]\nlr = 1e-3\nwarmup_steps = 5\nweight_decay = 0.0\ngrad_clip_norm = 1.0\n\
+             ema_decay = 0.9\n"
+        )
+    };
+    std::fs::write(&cfg, tiny(20)).unwrap();
+    let run = dir.join("run");
+    let rrd = dir.join("train.rrd");
+    let train = |extra: &[&str]| {
+        bicameral()
+            .args(["train", "s1", "--dataset"])
+            .arg(data)
+            .arg("--dataset")
+            .arg(data)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&run)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let res = train(&["--save", rrd.to_str().unwrap()]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(String::from_utf8_lossy(&res.stdout).contains("trained 20 steps"));
+    let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    let losses: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 20);
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l > 0.0),
+        "{losses:?}"
+    );
+    let norm: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("checkpoint/normalization.json")).unwrap(),
+    )
+    .unwrap();
+    let embodiments = norm["embodiments"].as_array().unwrap();
+    assert_eq!(embodiments.len(), 1, "one robot, one embodiment");
+    assert_eq!(embodiments[0]["name"], "bc_humanoid");
+    let (_, entities) = rrd_entities(&rrd);
+    for e in ["/train/loss", "/train/lr", "/train/grad_norm"] {
+        assert!(entities.contains(e), "{e} missing from {entities:?}");
+    }
+    // Resume to 30 steps: the CSV continues, the checkpoint says 30.
+    std::fs::write(&cfg, tiny(30)).unwrap();
+    let res = train(&["--resume"]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let csv = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31);
+    let state = std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap();
+    assert!(state.contains("30"), "{state}");
+    // A dataset directory that does not exist is named in the error.
+    let res = bicameral()
+        .args(["train", "s1", "--dataset"])
+        .arg(dir.join("nope"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.join("run-nope"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    assert!(String::from_utf8_lossy(&res.stderr).contains("nope"));
 }
 
 #[test]

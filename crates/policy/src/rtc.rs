@@ -115,17 +115,27 @@ impl ActionHead {
         } else {
             prefix.actions.clone()
         };
-        let mut x = w.clone().neg().add_scalar(1.0) * padded + w.clone() * noise;
+        // Weight of the prefix: 1 - w.
+        let keep = w.clone().neg().add_scalar(1.0);
+        let mut x = noise.clone();
         let dt = 1.0 / n as f32;
         let mut velocities = Vec::with_capacity(n);
         let mut timesteps = Vec::with_capacity(n);
         for k in 0..n {
+            // Inpainting: before every step, the prefix part of x_τ is replaced (softly, by
+            // 1 - w) with the prefix on the same noise path, τ·prefix + (1 - τ)·noise, so the
+            // head sees a prefix of the noise level it was trained on and continues it.
+            let tau = k as f32 / n as f32;
+            let on_path = padded.clone().mul_scalar(tau) + noise.clone().mul_scalar(1.0 - tau);
+            x = keep.clone() * on_path + w.clone() * x;
             let t_disc = self.config.inference_timestep(k, n);
             let v = self.velocity(cond, x.clone(), t_disc)?;
-            x = x + v.clone().mul_scalar(dt) * w.clone();
+            x = x + v.clone().mul_scalar(dt);
             velocities.push(v);
             timesteps.push(t_disc);
         }
+        // τ = 1: frozen steps become the prefix exactly, the overlap blends softly.
+        let x = keep * padded + w * x;
         Ok(Sample {
             actions: x,
             velocities,

@@ -59,6 +59,11 @@ pub struct OptimConfig {
     pub eps: f32,
     /// Clip the global gradient norm (over all parameters) to this value.
     pub grad_clip_norm: Option<f32>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999), warmed
+    /// up as `min(decay, (1 + step) / (10 + step))`; the checkpoint then deploys the averaged
+    /// weights. Off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
 }
 
 fn beta1() -> f32 {
@@ -137,6 +142,9 @@ impl TrainConfig {
         if o.grad_clip_norm.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return Err("optim.grad_clip_norm must be positive".into());
         }
+        if o.ema_decay.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+            return Err("optim.ema_decay must be in [0, 1)".into());
+        }
         Ok(())
     }
 
@@ -153,11 +161,13 @@ impl TrainConfig {
         floor + (o.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
     }
 
-    /// The head configuration (upstream layout) for a dataset with `state_dim` / `action_dim`.
+    /// The head configuration (upstream layout) for `embodiments` embodiments whose widest
+    /// state / action have `state_dim` / `action_dim` values.
     pub fn head_config(
         &self,
         state_dim: usize,
         action_dim: usize,
+        embodiments: usize,
     ) -> Result<FlowmatchingActionHeadConfig, TrainError> {
         let h = &self.head;
         let json = serde_json::json!({
@@ -180,7 +190,7 @@ impl TrainConfig {
             "hidden_size": h.hidden_size,
             "input_embedding_dim": h.heads * h.head_dim,
             "max_action_dim": action_dim,
-            "max_num_embodiments": 1,
+            "max_num_embodiments": embodiments.max(1),
             "max_seq_len": h.action_horizon.max(16),
             "max_state_dim": state_dim,
             "num_inference_timesteps": h.inference_steps,

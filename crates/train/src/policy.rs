@@ -1,20 +1,23 @@
-//! System 1 as trained here: the action head, a learned null plan, and the normalization that
-//! maps physical states/actions to the head's [-1, 1] space.
+//! System 1 as trained here: the action head, a learned null plan, and the per-embodiment
+//! normalization that maps physical states/actions to the head's [-1, 1] space.
 
 use bicameral_dataset::DatasetInfo;
 use bicameral_policy::burn::module::{Module, Param};
 use bicameral_policy::burn::tensor::{Device, Tensor, TensorData};
-use bicameral_policy::{ActionHead, FlowmatchingActionHeadConfig, InitialNoise};
+use bicameral_policy::{ActionHead, FlowmatchingActionHeadConfig, InitialNoise, RtcPrefix};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 
-/// Per-dimension min–max normalization to [-1, 1] (GR00T's `min_max` mode). Dimensions whose
-/// range is below 1e-6 map to 0 and back to their minimum.
+/// Min–max statistics of one embodiment (GR00T's `min_max` mode): physical values map to
+/// [-1, 1] per dimension. Dimensions whose range is below 1e-6 map to 0 and back to their
+/// minimum.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Normalizer {
-    /// State minimum per dimension (physical units).
+pub struct EmbodimentNorm {
+    /// Embodiment name (the dataset's `robot_type`); its index is the head's embodiment id.
+    pub name: String,
+    /// State minimum per dimension (physical units: rad, m, gripper opening).
     pub state_min: Vec<f32>,
     /// State maximum per dimension.
     pub state_max: Vec<f32>,
@@ -40,8 +43,9 @@ fn from_unit(y: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
-impl Normalizer {
-    /// From a dataset's `observation.state` and `action` statistics.
+impl EmbodimentNorm {
+    /// From a dataset's `observation.state` and `action` statistics; the name is its
+    /// `robot_type` (or `"robot"` when it has none).
     pub fn from_info(info: &DatasetInfo, dir: &std::path::Path) -> Result<Self, TrainError> {
         let get = |key: &str| {
             info.stats(key).ok_or_else(|| TrainError::Dataset {
@@ -52,11 +56,45 @@ impl Normalizer {
         let (s, a) = (get("observation.state")?, get("action")?);
         let f = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         Ok(Self {
+            name: info.robot_type.clone().unwrap_or_else(|| "robot".into()),
             state_min: f(&s.min),
             state_max: f(&s.max),
             action_min: f(&a.min),
             action_max: f(&a.max),
         })
+    }
+
+    /// Widens the ranges to cover `other` (another dataset of the same embodiment).
+    pub fn merge(&mut self, other: &Self) -> Result<(), String> {
+        if other.state_dim() != self.state_dim() || other.action_dim() != self.action_dim() {
+            return Err(format!(
+                "embodiment \"{}\" has {}/{} state/action values in one dataset and {}/{} in another",
+                self.name,
+                self.state_dim(),
+                self.action_dim(),
+                other.state_dim(),
+                other.action_dim()
+            ));
+        }
+        let widen = |lo: &mut [f32], hi: &mut [f32], olo: &[f32], ohi: &[f32]| {
+            for i in 0..lo.len() {
+                lo[i] = lo[i].min(olo[i]);
+                hi[i] = hi[i].max(ohi[i]);
+            }
+        };
+        widen(
+            &mut self.state_min,
+            &mut self.state_max,
+            &other.state_min,
+            &other.state_max,
+        );
+        widen(
+            &mut self.action_min,
+            &mut self.action_max,
+            &other.action_min,
+            &other.action_max,
+        );
+        Ok(())
     }
 
     /// State dimension.
@@ -69,28 +107,83 @@ impl Normalizer {
         self.action_min.len()
     }
 
-    /// Physical state → [-1, 1].
-    pub fn state(&self, s: &[f32]) -> Vec<f32> {
-        s.iter()
+    /// Physical state → [-1, 1], zero-padded to `width`.
+    pub fn state(&self, s: &[f32], width: usize) -> Vec<f32> {
+        let mut out: Vec<f32> = s
+            .iter()
             .zip(self.state_min.iter().zip(&self.state_max))
             .map(|(&x, (&lo, &hi))| to_unit(x, lo, hi))
-            .collect()
+            .collect();
+        out.resize(width.max(out.len()), 0.0);
+        out
     }
 
-    /// Physical action → [-1, 1].
-    pub fn action(&self, a: &[f32]) -> Vec<f32> {
-        a.iter()
+    /// Physical action → [-1, 1], zero-padded to `width`.
+    pub fn action(&self, a: &[f32], width: usize) -> Vec<f32> {
+        let mut out: Vec<f32> = a
+            .iter()
             .zip(self.action_min.iter().zip(&self.action_max))
             .map(|(&x, (&lo, &hi))| to_unit(x, lo, hi))
-            .collect()
+            .collect();
+        out.resize(width.max(out.len()), 0.0);
+        out
     }
 
-    /// [-1, 1] → physical action (clamped to the training range).
+    /// [-1, 1] (padded) → physical action of this embodiment (clamped to the training range).
     pub fn unaction(&self, y: &[f32]) -> Vec<f32> {
         y.iter()
             .zip(self.action_min.iter().zip(&self.action_max))
             .map(|(&v, (&lo, &hi))| from_unit(v, lo, hi))
             .collect()
+    }
+}
+
+/// Normalization of every embodiment the policy was trained on; embodiment `i` is the head's
+/// embodiment id `i`. States and actions are zero-padded to the widest embodiment (GR00T's
+/// `max_state_dim` / `max_action_dim`), and padded action dimensions are masked out of the loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalizer {
+    /// One entry per embodiment id.
+    pub embodiments: Vec<EmbodimentNorm>,
+}
+
+impl Normalizer {
+    /// The head's state width (widest embodiment).
+    pub fn max_state_dim(&self) -> usize {
+        self.embodiments
+            .iter()
+            .map(|e| e.state_dim())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The head's action width (widest embodiment).
+    pub fn max_action_dim(&self) -> usize {
+        self.embodiments
+            .iter()
+            .map(|e| e.action_dim())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The id of the embodiment called `name`.
+    pub fn id(&self, name: &str) -> Option<usize> {
+        self.embodiments.iter().position(|e| e.name == name)
+    }
+
+    /// Adds `norm` as a new embodiment or merges it into the one of the same name; returns its id.
+    pub fn add(&mut self, norm: EmbodimentNorm) -> Result<usize, String> {
+        match self.id(&norm.name) {
+            Some(i) => {
+                self.embodiments[i].merge(&norm)?;
+                Ok(i)
+            }
+            None => {
+                self.embodiments.push(norm);
+                Ok(self.embodiments.len() - 1)
+            }
+        }
     }
 }
 
@@ -105,6 +198,10 @@ pub struct S1Policy {
     /// Normalization statistics (travel with the checkpoint).
     #[module(skip)]
     pub normalizer: Normalizer,
+}
+
+fn policy_err(message: String) -> TrainError {
+    TrainError::Policy(bicameral_policy::PolicyError::Config(message))
 }
 
 impl S1Policy {
@@ -140,35 +237,102 @@ impl S1Policy {
         self.null_plan.val().reshape([1, p, db]).repeat_dim(0, b)
     }
 
-    /// One chunk of `H` actions (physical units, action layout) for a physical `state`:
-    /// K Euler steps from seeded noise.
-    pub fn act(&self, state: &[f32], seed: u64) -> Result<Vec<Vec<f32>>, TrainError> {
-        let cfg = &self.head.config;
-        if state.len() != self.normalizer.state_dim() {
-            return Err(TrainError::Policy(bicameral_policy::PolicyError::Config(
-                format!(
-                    "state has {} values, the policy was trained on {}",
-                    state.len(),
-                    self.normalizer.state_dim()
-                ),
+    fn embodiment(&self, id: usize) -> Result<&EmbodimentNorm, TrainError> {
+        self.normalizer.embodiments.get(id).ok_or_else(|| {
+            policy_err(format!(
+                "embodiment id {id}: the policy knows {} embodiments",
+                self.normalizer.embodiments.len()
+            ))
+        })
+    }
+
+    fn state_tensor(&self, norm: &EmbodimentNorm, state: &[f32]) -> Result<Tensor<3>, TrainError> {
+        if state.len() != norm.state_dim() {
+            return Err(policy_err(format!(
+                "state has {} values, embodiment \"{}\" has {}",
+                state.len(),
+                norm.name,
+                norm.state_dim()
             )));
         }
-        let device = self.head.device();
-        let s = Tensor::<3>::from_data(
-            TensorData::new(self.normalizer.state(state), [1, 1, cfg.max_state_dim]),
-            &device,
-        );
-        let out = self
-            .head
-            .get_action(self.plan(1), s, &[0], InitialNoise::Seed(seed), None)?;
-        let values: Vec<f32> = out
-            .actions
+        let w = self.head.config.max_state_dim;
+        Ok(Tensor::from_data(
+            TensorData::new(norm.state(state, w), [1, 1, w]),
+            &self.head.device(),
+        ))
+    }
+
+    fn to_physical(
+        &self,
+        norm: &EmbodimentNorm,
+        actions: Tensor<3>,
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
+        let values: Vec<f32> = actions
             .into_data()
             .try_to_vec::<f32>()
-            .map_err(|e| bicameral_policy::PolicyError::Config(format!("{e:?}")))?;
+            .map_err(|e| policy_err(format!("{e:?}")))?;
         Ok(values
-            .chunks(cfg.action_dim)
-            .map(|row| self.normalizer.unaction(row))
+            .chunks(self.head.config.action_dim)
+            .map(|row| norm.unaction(row))
             .collect())
+    }
+
+    /// One chunk of `H` actions (physical units, the embodiment's action layout) for a
+    /// physical `state` of embodiment `embodiment`: K Euler steps from seeded noise.
+    pub fn act(
+        &self,
+        embodiment: usize,
+        state: &[f32],
+        seed: u64,
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
+        let norm = self.embodiment(embodiment)?;
+        let s = self.state_tensor(norm, state)?;
+        let out = self.head.get_action(
+            self.plan(1),
+            s,
+            &[embodiment as i64],
+            InitialNoise::Seed(seed),
+            None,
+        )?;
+        self.to_physical(norm, out.actions)
+    }
+
+    /// Like [`act`](Self::act), continuing the previous chunk with real-time chunking:
+    /// `prefix` holds the previous chunk's actions for the first `P` steps of the new one
+    /// (physical units), of which the first `frozen` are reproduced exactly and the rest are
+    /// blended into the new sample (see `bicameral_policy::rtc`).
+    pub fn act_rtc(
+        &self,
+        embodiment: usize,
+        state: &[f32],
+        prefix: &[Vec<f32>],
+        frozen: usize,
+        seed: u64,
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
+        let norm = self.embodiment(embodiment)?;
+        let s = self.state_tensor(norm, state)?;
+        let a = self.head.config.action_dim;
+        let mut values = Vec::with_capacity(prefix.len() * a);
+        for (i, row) in prefix.iter().enumerate() {
+            if row.len() != norm.action_dim() {
+                return Err(policy_err(format!(
+                    "prefix action {i} has {} values, embodiment \"{}\" has {}",
+                    row.len(),
+                    norm.name,
+                    norm.action_dim()
+                )));
+            }
+            values.extend(norm.action(row, a));
+        }
+        let device = self.head.device();
+        let prefix = RtcPrefix {
+            actions: Tensor::from_data(TensorData::new(values, [1, prefix.len(), a]), &device),
+            frozen,
+        };
+        let cond = self.head.condition(self.plan(1), s, &[embodiment as i64])?;
+        let out = self
+            .head
+            .sample_rtc(&cond, InitialNoise::Seed(seed), &prefix, None)?;
+        self.to_physical(norm, out.actions)
     }
 }

@@ -4,21 +4,22 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bicameral_dataset::Dataset;
-use bicameral_policy::burn::module::{Module, ModuleVisitor, Param};
+use bicameral_policy::burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use bicameral_policy::burn::optim::{AdamWConfig, GradientsParams};
 use bicameral_policy::burn::tensor::{Device, Tensor, TensorData};
 use bicameral_policy::rng::Rng;
 
-use crate::checkpoint::{load_checkpoint, save_checkpoint};
+use crate::checkpoint::{TrainState, load_training_state, save_checkpoint};
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::policy::{Normalizer, S1Policy};
+use crate::policy::{EmbodimentNorm, Normalizer, S1Policy};
 use crate::rng::beta;
 
 /// What a run did.
 #[derive(Debug, Clone)]
 pub struct TrainReport {
-    /// Loss of every step of this run (`(step, loss)`).
+    /// Loss of every step of this run (`(step, loss)`, loss = masked mean squared velocity error
+    /// in the normalized action space).
     pub losses: Vec<(usize, f32)>,
     /// Steps done in total (including those before a resume).
     pub steps_done: usize,
@@ -70,78 +71,200 @@ fn clip_global_norm(model: &S1Policy, grads: &mut GradientsParams, max_norm: f32
     norm
 }
 
+/// Everything known about one optimizer step (for progress displays and loss curves).
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo {
+    /// 0-based step.
+    pub step: usize,
+    /// Flow-matching loss of the step's batch.
+    pub loss: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Global gradient L2 norm before clipping (NaN when clipping is off).
+    pub grad_norm: f32,
+}
+
+/// Collects the inner (non-autodiff) values of every float parameter, in visit order.
+struct ValueCollector(Vec<Tensor<1>>);
+
+impl ModuleVisitor for ValueCollector {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = param.val().inner();
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+/// `ema ← d · ema + (1 - d) · value`, parameter by parameter in visit order.
+struct EmaUpdate {
+    values: std::vec::IntoIter<Tensor<1>>,
+    decay: f32,
+}
+
+impl ModuleMapper for EmaUpdate {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(v) = self.values.next() else {
+            return param;
+        };
+        let d = self.decay;
+        param.map(|e| {
+            let shape = e.shape();
+            e.mul_scalar(d).add(v.reshape(shape).mul_scalar(1.0 - d))
+        })
+    }
+}
+
+fn ema_update(ema: S1Policy, model: &S1Policy, decay: f32) -> S1Policy {
+    let mut c = ValueCollector(Vec::new());
+    model.visit(&mut c);
+    ema.map(&mut EmaUpdate {
+        values: c.0.into_iter(),
+        decay,
+    })
+}
+
+/// One dataset in the mix and the embodiment it trains.
+struct Source {
+    ds: Dataset,
+    embodiment: usize,
+}
+
 /// A training batch in the head's normalized space.
 struct Batch {
     state: Tensor<3>,
     actions: Tensor<3>,
     mask: Tensor<3>,
+    embodiment: Vec<i64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn sample_batch(
-    ds: &Dataset,
-    frames: &[(usize, usize)],
+    sources: &[Source],
+    frames: &[(usize, usize, usize)],
     norm: &Normalizer,
     horizon: usize,
     b: usize,
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Batch, TrainError> {
-    let (ds_dim, da) = (norm.state_dim(), norm.action_dim());
-    let mut state = Vec::with_capacity(b * ds_dim);
-    let mut actions = Vec::with_capacity(b * horizon * da);
-    let mut mask = Vec::with_capacity(b * horizon * da);
+    let (ws, wa) = (norm.max_state_dim(), norm.max_action_dim());
+    let mut state = Vec::with_capacity(b * ws);
+    let mut actions = Vec::with_capacity(b * horizon * wa);
+    let mut mask = Vec::with_capacity(b * horizon * wa);
+    let mut embodiment = Vec::with_capacity(b);
     for _ in 0..b {
-        let (ep, t) = frames[(rng.next_u64() % frames.len() as u64) as usize];
-        let s = ds.sample(ep, t, horizon, false)?;
-        state.extend(norm.state(&s.state));
+        let (src, ep, t) = frames[(rng.next_u64() % frames.len() as u64) as usize];
+        let src = &sources[src];
+        let en = &norm.embodiments[src.embodiment];
+        let s = src.ds.sample(ep, t, horizon, false)?;
+        state.extend(en.state(&s.state, ws));
         for (a, m) in s.actions.iter().zip(&s.action_mask) {
-            actions.extend(norm.action(a));
-            mask.extend(std::iter::repeat_n(*m, da));
+            actions.extend(en.action(a, wa));
+            // Real action dimensions of real steps count; padding (past the episode end or past
+            // this embodiment's width) does not.
+            mask.extend((0..wa).map(|i| if i < en.action_dim() { *m } else { 0.0 }));
         }
+        embodiment.push(src.embodiment as i64);
     }
     Ok(Batch {
-        state: Tensor::from_data(TensorData::new(state, [b, 1, ds_dim]), device),
-        actions: Tensor::from_data(TensorData::new(actions, [b, horizon, da]), device),
-        mask: Tensor::from_data(TensorData::new(mask, [b, horizon, da]), device),
+        state: Tensor::from_data(TensorData::new(state, [b, 1, ws]), device),
+        actions: Tensor::from_data(TensorData::new(actions, [b, horizon, wa]), device),
+        mask: Tensor::from_data(TensorData::new(mask, [b, horizon, wa]), device),
+        embodiment,
     })
 }
 
-/// Trains System 1 on the LeRobot dataset at `dataset` with `config`, writing checkpoints to
+/// Opens the datasets; datasets with the same `robot_type` share one embodiment (statistics
+/// merged), each new `robot_type` becomes the next embodiment id.
+fn open_sources(datasets: &[PathBuf]) -> Result<(Vec<Source>, Normalizer), TrainError> {
+    if datasets.is_empty() {
+        return Err(TrainError::config(
+            PathBuf::from("--dataset"),
+            "no dataset given",
+        ));
+    }
+    let mut norm = Normalizer {
+        embodiments: Vec::new(),
+    };
+    let mut sources = Vec::new();
+    for dir in datasets {
+        let ds = Dataset::open(dir)?;
+        let en = EmbodimentNorm::from_info(ds.info(), dir)?;
+        let embodiment = norm.add(en).map_err(|message| TrainError::Dataset {
+            dir: dir.clone(),
+            message,
+        })?;
+        sources.push(Source { ds, embodiment });
+    }
+    Ok((sources, norm))
+}
+
+/// Trains System 1 on the LeRobot datasets `datasets` (mixed in every batch, uniformly over
+/// their frames; one embodiment per `robot_type`) with `config`, writing checkpoints to
 /// `out/checkpoint` and the loss curve to `out/loss.csv` (`step,loss,lr,grad_norm`). With
-/// `resume`, continues from `out/checkpoint` (weights, statistics, step; the AdamW moments
-/// restart from zero). `on_step(step, loss)` is called after every step (progress display); when
-/// it returns `false` the run stops there (after writing a checkpoint), as an interruption would.
+/// `resume`, continues exactly from `out/checkpoint` (weights, EMA, AdamW moments, step; the
+/// batches are a function of seed and step, so a resumed run equals an uninterrupted one).
+/// `on_step` is called after every step (progress display, loss curves); when it returns `false`
+/// the run stops there (after writing a checkpoint), as an interruption would.
 pub fn train_s1(
-    dataset: &Path,
+    datasets: &[PathBuf],
     config: &TrainConfig,
     out: &Path,
     resume: bool,
     device: &Device,
-    on_step: &mut dyn FnMut(usize, f32) -> bool,
+    on_step: &mut dyn FnMut(&StepInfo) -> bool,
 ) -> Result<TrainReport, TrainError> {
-    let ds = Dataset::open(dataset)?;
-    let info = ds.info();
-    let frames: Vec<(usize, usize)> = (0..ds.num_episodes())
-        .flat_map(|e| (0..ds.episode_len(e)).map(move |t| (e, t)))
-        .collect();
+    let (sources, data_norm) = open_sources(datasets)?;
+    let mut frames = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        for e in 0..s.ds.num_episodes() {
+            frames.extend((0..s.ds.episode_len(e)).map(|t| (i, e, t)));
+        }
+    }
     if frames.is_empty() {
         return Err(TrainError::Dataset {
-            dir: dataset.to_path_buf(),
-            message: "has no frames".into(),
+            dir: datasets[0].clone(),
+            message: "the datasets have no frames".into(),
         });
     }
     let ckpt_dir = out.join("checkpoint");
     let device = device.clone().autodiff();
-    let (mut model, start) = if resume && ckpt_dir.join("state.json").is_file() {
-        let (m, saved, step) = load_checkpoint(&ckpt_dir, &device)?;
-        if saved.head != config.head {
+    let o = &config.optim;
+    let optim = AdamWConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_epsilon(o.eps)
+        .with_weight_decay(o.weight_decay)
+        .init();
+    let (mut model, mut ema, mut optim, start) = if resume && ckpt_dir.join("state.json").is_file()
+    {
+        let r = load_training_state(&ckpt_dir, &device, optim)?;
+        if r.config.head != config.head {
             return Err(TrainError::config(
                 ckpt_dir.join("train.toml"),
                 "the checkpoint's [head] differs from the configuration given; resume with the same model size",
             ));
         }
-        tracing::info!(step, "resuming");
-        (m, step)
+        if r.model.normalizer.embodiments.len() != data_norm.embodiments.len()
+            || r.model
+                .normalizer
+                .embodiments
+                .iter()
+                .zip(&data_norm.embodiments)
+                .any(|(a, b)| a.name != b.name)
+        {
+            return Err(TrainError::config(
+                ckpt_dir.join("normalization.json"),
+                "the checkpoint was trained on other embodiments than the datasets given",
+            ));
+        }
+        let ema = match (r.ema, o.ema_decay) {
+            (Some(e), Some(_)) => Some(e),
+            (None, Some(_)) => Some(r.model.valid()),
+            (_, None) => None,
+        };
+        tracing::info!(step = r.step, "resuming");
+        (r.model, ema, r.optimizer, r.step)
     } else {
         if ckpt_dir.exists() && !resume {
             return Err(TrainError::config(
@@ -149,18 +272,20 @@ pub fn train_s1(
                 "a checkpoint already exists here; pass --resume to continue it or choose another output directory",
             ));
         }
-        let norm = Normalizer::from_info(info, dataset)?;
-        let head_cfg = config.head_config(norm.state_dim(), norm.action_dim())?;
-        (
-            S1Policy::init(
-                &head_cfg,
-                config.head.plan_tokens,
-                norm,
-                &device,
-                config.seed,
-            )?,
-            0,
-        )
+        let head_cfg = config.head_config(
+            data_norm.max_state_dim(),
+            data_norm.max_action_dim(),
+            data_norm.embodiments.len(),
+        )?;
+        let model = S1Policy::init(
+            &head_cfg,
+            config.head.plan_tokens,
+            data_norm,
+            &device,
+            config.seed,
+        )?;
+        let ema = o.ema_decay.map(|_| model.valid());
+        (model, ema, optim, 0)
     };
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let csv_path = out.join("loss.csv");
@@ -174,23 +299,24 @@ pub fn train_s1(
         writeln!(csv, "step,loss,lr,grad_norm").map_err(|e| TrainError::io(&csv_path, e))?;
     }
 
-    let o = &config.optim;
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(o.beta1)
-        .with_beta_2(o.beta2)
-        .with_epsilon(o.eps)
-        .with_weight_decay(o.weight_decay)
-        .init();
     let hc = model.head.config.clone();
     let h = hc.action_horizon;
-    // One stream per step, derived from the seed and the step, so a resumed run draws the same
-    // batches as an uninterrupted one.
     let mut losses = Vec::new();
     let mut steps_done = start;
     for step in start..config.steps {
+        // One stream per step, derived from the seed and the step, so a resumed run draws the
+        // same batches as an uninterrupted one.
         let mut rng = Rng::new(config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let b = config.batch_size;
-        let batch = sample_batch(&ds, &frames, &model.normalizer, h, b, &mut rng, &device)?;
+        let batch = sample_batch(
+            &sources,
+            &frames,
+            &model.normalizer,
+            h,
+            b,
+            &mut rng,
+            &device,
+        )?;
         let t: Vec<f32> = (0..b)
             .map(|_| {
                 let u = beta(&mut rng, hc.noise_beta_alpha, hc.noise_beta_beta);
@@ -201,7 +327,7 @@ pub fn train_s1(
         let out_loss = model.head.flow_matching_loss(
             model.plan(b),
             batch.state,
-            &vec![0; b],
+            &batch.embodiment,
             batch.actions,
             Tensor::from_data(TensorData::new(noise, [b, h, hc.action_dim]), &device),
             Tensor::from_data(TensorData::new(t, [b]), &device),
@@ -218,14 +344,34 @@ pub fn train_s1(
         };
         let lr = config.lr_at(step);
         model = optim.step(lr, model, grads);
+        if let (Some(e), Some(decay)) = (ema.take(), o.ema_decay) {
+            let d = decay.min((1.0 + step as f64) / (10.0 + step as f64)) as f32;
+            ema = Some(ema_update(e, &model, d));
+        }
         writeln!(csv, "{step},{loss},{lr},{grad_norm}")
             .map_err(|e| TrainError::io(&csv_path, e))?;
         losses.push((step, loss));
-        let go_on = on_step(step, loss);
+        let go_on = on_step(&StepInfo {
+            step,
+            loss,
+            lr,
+            grad_norm,
+        });
         let done = step + 1;
         if done % config.checkpoint_every == 0 || done == config.steps || !go_on {
             csv.flush().map_err(|e| TrainError::io(&csv_path, e))?;
-            save_checkpoint(&model, config, done, &ckpt_dir)?;
+            let state = TrainState {
+                raw: ema.as_ref().map(|_| &model),
+                optimized: &model,
+                optimizer: &optim,
+            };
+            save_checkpoint(
+                ema.as_ref().unwrap_or(&model),
+                config,
+                done,
+                &ckpt_dir,
+                Some(&state),
+            )?;
         }
         steps_done = done;
         if !go_on {

@@ -1,6 +1,7 @@
-//! Training System 1 end to end on a tiny LeRobot dataset: the loss falls at least 10×, the
-//! checkpoint reloads, sampled chunks reproduce the training chunks, and a resumed run equals
-//! an uninterrupted one.
+//! Training System 1 end to end on two tiny LeRobot datasets of two embodiments mixed in every
+//! batch: the loss falls at least 10×, the checkpoint reloads, sampled chunks reproduce each
+//! embodiment's training chunks, and a resumed run (weights, EMA, AdamW moments) equals an
+//! uninterrupted one bit for bit.
 
 use std::path::{Path, PathBuf};
 
@@ -13,33 +14,38 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// One episode of 24 frames: a 3-DoF arm follows a smooth curve; the state is the previous
-/// action (as with a stiff position controller).
-fn action_at(t: usize) -> Vec<f32> {
+/// Embodiment 0 ("toy_arm", 3 DoF) follows one smooth curve, embodiment 1 ("toy_gripper",
+/// 2 DoF, other ranges) another; the state is the previous action (as with a stiff position
+/// controller).
+fn action_at(embodiment: usize, t: usize) -> Vec<f32> {
     let x = t as f32 * 0.25;
-    vec![0.6 * x.sin(), 0.3 * (0.5 * x).cos() - 0.2, 0.05 * x]
+    match embodiment {
+        0 => vec![0.6 * x.sin(), 0.3 * (0.5 * x).cos() - 0.2, 0.05 * x],
+        _ => vec![1.5 - 0.8 * (0.7 * x).cos(), 0.02 + 0.01 * x.sin()],
+    }
 }
 
-fn write_dataset(dir: &Path) {
+fn state_at(embodiment: usize, t: usize) -> Vec<f32> {
+    action_at(embodiment, t.saturating_sub(1))
+}
+
+fn write_dataset(dir: &Path, embodiment: usize) {
+    let n = action_at(embodiment, 0).len();
     let spec = DatasetSpec {
         fps: 10.0,
-        robot_type: "toy_arm".into(),
-        state_names: (0..3).map(|i| format!("j{i}")).collect(),
-        action_names: (0..3).map(|i| format!("j{i}")).collect(),
-        state_slices: vec![("arm".into(), 0, 3)],
-        action_slices: vec![("arm".into(), 0, 3)],
+        robot_type: ["toy_arm", "toy_gripper"][embodiment].into(),
+        state_names: (0..n).map(|i| format!("j{i}")).collect(),
+        action_names: (0..n).map(|i| format!("j{i}")).collect(),
+        state_slices: vec![("arm".into(), 0, n)],
+        action_slices: vec![("arm".into(), 0, n)],
         cameras: vec![],
         video: false,
     };
     let mut w = DatasetWriter::create(dir, Format::LeRobotV30, spec, false).unwrap();
     let frames = (0..24)
         .map(|t| Frame {
-            state: if t == 0 {
-                action_at(0)
-            } else {
-                action_at(t - 1)
-            },
-            action: action_at(t),
+            state: state_at(embodiment, t),
+            action: action_at(embodiment, t),
             images: vec![],
         })
         .collect();
@@ -55,7 +61,7 @@ fn write_dataset(dir: &Path) {
 fn config(steps: usize) -> TrainConfig {
     TrainConfig {
         steps,
-        batch_size: 16,
+        batch_size: 32,
         seed: 3,
         checkpoint_every: 100,
         head: HeadSize {
@@ -80,26 +86,20 @@ fn config(steps: usize) -> TrainConfig {
             beta2: 0.95,
             eps: 1e-8,
             grad_clip_norm: Some(1.0),
+            ema_decay: Some(0.99),
         },
     }
 }
 
 #[test]
-fn overfits_a_tiny_dataset_and_resumes_exactly() {
+fn overfits_two_embodiments_and_resumes_exactly() {
     let dir = tmp("overfit");
-    let data = dir.join("data");
-    write_dataset(&data);
+    let data = vec![dir.join("arm"), dir.join("gripper")];
+    write_dataset(&data[0], 0);
+    write_dataset(&data[1], 1);
     let device = bicameral_policy::cpu_device();
     let cfg = config(1500);
-    let report = train_s1(
-        &data,
-        &cfg,
-        &dir.join("run"),
-        false,
-        &device,
-        &mut |_, _| true,
-    )
-    .unwrap();
+    let report = train_s1(&data, &cfg, &dir.join("run"), false, &device, &mut |_| true).unwrap();
     let l: Vec<f32> = report.losses.iter().map(|x| x.1).collect();
     let first = l[..20].iter().sum::<f32>() / 20.0;
     let last = l[l.len() - 20..].iter().sum::<f32>() / 20.0;
@@ -108,75 +108,101 @@ fn overfits_a_tiny_dataset_and_resumes_exactly() {
     let csv = std::fs::read_to_string(dir.join("run/loss.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1501);
 
-    // The checkpoint reloads and its samples reproduce the training chunks (physical units).
+    // The checkpoint reloads (EMA weights) and its samples reproduce each embodiment's
+    // training chunks in its own physical units and width.
     let (policy, saved, step) = load_checkpoint(&report.checkpoint, &device).unwrap();
     assert_eq!(step, 1500);
     assert_eq!(saved, cfg);
-    let (mut worst, mut sum, mut n) = (0.0f32, 0.0f32, 0usize);
-    for t in [0usize, 5, 11, 16] {
-        let state = if t == 0 {
-            action_at(0)
-        } else {
-            action_at(t - 1)
-        };
-        let chunk = policy.act(&state, 7 + t as u64).unwrap();
-        assert_eq!(chunk.len(), 8);
-        for (k, a) in chunk.iter().enumerate().take(24 - t) {
-            let want = action_at(t + k);
-            for (x, y) in a.iter().zip(&want) {
-                worst = worst.max((x - y).abs());
-                sum += (x - y).abs();
-                n += 1;
+    let names: Vec<&str> = policy
+        .normalizer
+        .embodiments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, ["toy_arm", "toy_gripper"]);
+    assert_eq!(policy.head.config.max_num_embodiments, 2);
+    for (e, range) in [(0usize, 1.2f32), (1, 1.6)] {
+        let (mut worst, mut sum, mut n) = (0.0f32, 0.0f32, 0usize);
+        for t in [0usize, 5, 11, 16] {
+            let chunk = policy.act(e, &state_at(e, t), 7 + t as u64).unwrap();
+            assert_eq!(chunk.len(), 8);
+            for (k, a) in chunk.iter().enumerate().take(24 - t) {
+                let want = action_at(e, t + k);
+                assert_eq!(a.len(), want.len());
+                for (x, y) in a.iter().zip(&want) {
+                    worst = worst.max((x - y).abs());
+                    sum += (x - y).abs();
+                    n += 1;
+                }
             }
         }
+        let mean = sum / n as f32;
+        eprintln!(
+            "embodiment {e}: sampled-action error mean {mean:.4}, worst {worst:.4} (range ~{range})"
+        );
+        // An untrained head is off by about a third of the range on average.
+        assert!(
+            mean < 0.04 * range,
+            "embodiment {e}: sampled chunks are off by {mean} on average"
+        );
+        assert!(
+            worst < 0.2 * range,
+            "embodiment {e}: sampled chunks are off by up to {worst}"
+        );
     }
-    let mean = sum / n as f32;
-    eprintln!("sampled-action error: mean {mean:.4}, worst {worst:.4} (action range ~1.2)");
-    // An untrained head is off by ~0.5 on average (its samples are noise-scale).
-    assert!(mean < 0.04, "sampled chunks are off by {mean} on average");
-    assert!(worst < 0.25, "sampled chunks are off by up to {worst}");
+    // A state of the wrong width for the embodiment is refused with a message.
+    let err = policy.act(1, &[0.0; 3], 0).unwrap_err().to_string();
+    assert!(err.contains("toy_gripper"), "{err}");
 
-    // Interrupted after 200 steps and resumed: the first 200 losses equal the uninterrupted
-    // run's (same seed, same batches), the resumed run starts at step 200 and the loss curve
-    // continues in the same CSV.
+    // Interrupted after 100 steps and resumed to 130: every loss equals the uninterrupted
+    // run's (same batches, and the AdamW moments are restored), and the checkpoint (EMA and raw
+    // weights) equals that of a run stopped at 130 without interruption.
     let run2 = dir.join("run2");
-    train_s1(&data, &cfg, &run2, false, &device, &mut |step, _| {
-        step + 1 < 200
+    train_s1(&data, &cfg, &run2, false, &device, &mut |s| {
+        s.step + 1 < 100
     })
     .unwrap();
-    let resumed = train_s1(&data, &cfg, &run2, true, &device, &mut |step, _| {
-        step + 1 < 260
-    })
-    .unwrap();
-    assert_eq!(resumed.losses.first().unwrap().0, 200);
-    assert_eq!(resumed.steps_done, 260);
-    let straight: Vec<f32> = report.losses[..200].iter().map(|x| x.1).collect();
+    let resumed = train_s1(&data, &cfg, &run2, true, &device, &mut |s| s.step + 1 < 130).unwrap();
+    assert_eq!(resumed.losses.first().unwrap().0, 100);
+    assert_eq!(resumed.steps_done, 130);
+    let straight: Vec<f32> = report.losses[..130].iter().map(|x| x.1).collect();
     let csv2 = std::fs::read_to_string(run2.join("loss.csv")).unwrap();
     let logged: Vec<f32> = csv2
         .lines()
         .skip(1)
         .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
         .collect();
-    assert_eq!(logged.len(), 260);
+    assert_eq!(logged.len(), 130);
     assert_eq!(
-        &logged[..200],
+        &logged[..],
         &straight[..],
-        "same seed, same batches, same losses"
+        "same seed, same batches, same optimizer state: same losses"
     );
-    let (_, _, step) = load_checkpoint(&run2.join("checkpoint"), &device).unwrap();
-    assert_eq!(step, 260);
+    let run3 = dir.join("run3");
+    train_s1(&data, &cfg, &run3, false, &device, &mut |s| {
+        s.step + 1 < 130
+    })
+    .unwrap();
+    for file in [
+        "model.safetensors",
+        "null_plan.safetensors",
+        "train_state/raw/model.safetensors",
+        "state.json",
+    ] {
+        let a = std::fs::read(run2.join("checkpoint").join(file)).unwrap();
+        let b = std::fs::read(run3.join("checkpoint").join(file)).unwrap();
+        assert!(
+            a == b,
+            "{file} differs between the resumed and the straight run"
+        );
+    }
 
     // Training again into an existing run without --resume is refused.
-    let err = train_s1(
-        &data,
-        &cfg,
-        &dir.join("run"),
-        false,
-        &device,
-        &mut |_, _| true,
-    )
-    .unwrap_err();
+    let err = train_s1(&data, &cfg, &dir.join("run"), false, &device, &mut |_| true).unwrap_err();
     assert!(err.to_string().contains("--resume"), "{err}");
+    // Resuming with datasets of other embodiments is refused.
+    let err = train_s1(&data[..1], &cfg, &run2, true, &device, &mut |_| true).unwrap_err();
+    assert!(err.to_string().contains("embodiments"), "{err}");
 }
 
 #[test]
@@ -185,7 +211,7 @@ fn bad_configs_name_the_field() {
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("c.toml");
     let mut text = toml::to_string(&config(10)).unwrap();
-    text = text.replace("batch_size = 16", "batch_size = 0");
+    text = text.replace("batch_size = 32", "batch_size = 0");
     std::fs::write(&p, &text).unwrap();
     let err = TrainConfig::load(&p).unwrap_err().to_string();
     assert!(

@@ -327,6 +327,11 @@ impl<'a> SimLogger<'a> {
         Ok(())
     }
 
+    /// Sets the sequence timeline `name` (e.g. a training `step`) to `i`.
+    pub fn set_sequence(&self, name: &'static str, i: i64) {
+        self.rec.set_time_sequence(name, i);
+    }
+
     /// Sets the `sim_time` timeline to `t` (s).
     pub fn set_time_secs(&self, t: f64) {
         self.rec.set_duration_secs("sim_time", t);
