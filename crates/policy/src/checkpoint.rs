@@ -342,6 +342,84 @@ pub fn read_checkpoint_tensors(
     Ok(all)
 }
 
+/// Builds a module with `build` from a random initialization (deterministic in `seed`).
+pub(crate) fn build_random<T>(
+    device: &Device,
+    seed: u64,
+    build: impl FnOnce(&mut Builder<'_>) -> T,
+) -> T {
+    let mut src = RandomSource {
+        rng: Rng::new(seed),
+    };
+    let mut b = Builder {
+        device: device.clone(),
+        source: &mut src,
+    };
+    build(&mut b)
+}
+
+/// Builds a module with `build` from host tensors named `options.prefix` + upstream name.
+/// Fails with [`PolicyError::CheckpointMismatch`] on misshaped tensors, and on
+/// missing/unexpected ones unless `options` allow them. `origin` names the checkpoint in errors.
+pub(crate) fn build_from_tensors<T>(
+    device: &Device,
+    tensors: &BTreeMap<String, HostTensor>,
+    options: &LoadOptions,
+    origin: &Path,
+    build: impl FnOnce(&mut Builder<'_>) -> T,
+) -> Result<(T, LoadReport), PolicyError> {
+    let mut src = CheckpointSource {
+        tensors,
+        prefix: &options.prefix,
+        used: BTreeSet::new(),
+        missing: Vec::new(),
+        mismatched: Vec::new(),
+        fallback: RandomSource {
+            rng: Rng::new(options.seed),
+        },
+    };
+    let mut b = Builder {
+        device: device.clone(),
+        source: &mut src,
+    };
+    let module = build(&mut b);
+    let unexpected: Vec<String> = tensors
+        .keys()
+        .filter(|k| k.starts_with(&options.prefix) && !src.used.contains(*k))
+        .cloned()
+        .collect();
+    let fatal_missing = !options.allow_missing && !src.missing.is_empty();
+    let fatal_unexpected = !options.allow_unexpected && !unexpected.is_empty();
+    if fatal_missing || fatal_unexpected || !src.mismatched.is_empty() {
+        return Err(PolicyError::CheckpointMismatch {
+            path: origin.to_path_buf(),
+            missing: if fatal_missing {
+                src.missing
+            } else {
+                Vec::new()
+            },
+            unexpected: if fatal_unexpected {
+                unexpected
+            } else {
+                Vec::new()
+            },
+            mismatched: src.mismatched,
+        });
+    }
+    if !src.missing.is_empty() {
+        tracing::warn!(count = src.missing.len(), first = %src.missing[0], "missing tensors left initialized");
+    }
+    if !unexpected.is_empty() {
+        tracing::warn!(count = unexpected.len(), first = %unexpected[0], "unexpected tensors ignored");
+    }
+    let report = LoadReport {
+        loaded: src.used.len(),
+        missing: src.missing,
+        unexpected,
+    };
+    Ok((module, report))
+}
+
 impl ActionHead {
     /// A randomly initialized head (deterministic in `seed`).
     pub fn init(
@@ -350,14 +428,7 @@ impl ActionHead {
         seed: u64,
     ) -> Result<Self, PolicyError> {
         config.validate()?;
-        let mut src = RandomSource {
-            rng: Rng::new(seed),
-        };
-        let mut b = Builder {
-            device: device.clone(),
-            source: &mut src,
-        };
-        Ok(Self::build(config, &mut b))
+        Ok(build_random(device, seed, |b| Self::build(config, b)))
     }
 
     /// Builds the head from host tensors with upstream names (`prefix` + name, upstream
@@ -372,56 +443,7 @@ impl ActionHead {
         origin: &Path,
     ) -> Result<(Self, LoadReport), PolicyError> {
         config.validate()?;
-        let mut src = CheckpointSource {
-            tensors,
-            prefix: &options.prefix,
-            used: BTreeSet::new(),
-            missing: Vec::new(),
-            mismatched: Vec::new(),
-            fallback: RandomSource {
-                rng: Rng::new(options.seed),
-            },
-        };
-        let mut b = Builder {
-            device: device.clone(),
-            source: &mut src,
-        };
-        let head = Self::build(config, &mut b);
-        let unexpected: Vec<String> = tensors
-            .keys()
-            .filter(|k| k.starts_with(&options.prefix) && !src.used.contains(*k))
-            .cloned()
-            .collect();
-        let fatal_missing = !options.allow_missing && !src.missing.is_empty();
-        let fatal_unexpected = !options.allow_unexpected && !unexpected.is_empty();
-        if fatal_missing || fatal_unexpected || !src.mismatched.is_empty() {
-            return Err(PolicyError::CheckpointMismatch {
-                path: origin.to_path_buf(),
-                missing: if fatal_missing {
-                    src.missing
-                } else {
-                    Vec::new()
-                },
-                unexpected: if fatal_unexpected {
-                    unexpected
-                } else {
-                    Vec::new()
-                },
-                mismatched: src.mismatched,
-            });
-        }
-        if !src.missing.is_empty() {
-            tracing::warn!(count = src.missing.len(), first = %src.missing[0], "missing tensors left initialized");
-        }
-        if !unexpected.is_empty() {
-            tracing::warn!(count = unexpected.len(), first = %unexpected[0], "unexpected tensors ignored");
-        }
-        let report = LoadReport {
-            loaded: src.used.len(),
-            missing: src.missing,
-            unexpected,
-        };
-        Ok((head, report))
+        build_from_tensors(device, tensors, options, origin, |b| Self::build(config, b))
     }
 
     /// Loads weights from a safetensors file or a checkpoint directory (single or sharded).

@@ -14,10 +14,10 @@ pub enum PolicyError {
         source: std::io::Error,
     },
     /// The configuration is invalid (parse error or violated constraint).
-    #[error("invalid action head config: {0}")]
+    #[error("invalid model config: {0}")]
     Config(String),
     /// The configuration file is invalid.
-    #[error("{path}: invalid action head config: {msg}")]
+    #[error("{path}: invalid model config: {msg}")]
     ConfigFile {
         /// The file.
         path: PathBuf,

@@ -19,15 +19,18 @@ pub mod model;
 pub mod nn;
 pub mod rng;
 pub mod rtc;
+pub mod vlm;
 
 pub use burn;
 pub use checkpoint::{
-    HostData, HostTensor, LoadOptions, LoadReport, read_safetensors, write_safetensors,
+    HostData, HostTensor, LoadOptions, LoadReport, read_checkpoint_tensors, read_safetensors,
+    write_safetensors,
 };
 pub use config::{DiTConfig, FlowmatchingActionHeadConfig, SelfAttentionConfig};
 pub use error::PolicyError;
 pub use model::{ActionHead, Conditioning, InitialNoise, LossOutput, Sample, StepTrace};
 pub use rtc::{RtcPrefix, rtc_weights};
+pub use vlm::{LmOutput, Qwen3, Qwen3Config, SiglipVision, SiglipVisionConfig, VisionOutput};
 
 /// The default CPU device (flex backend).
 pub fn cpu_device() -> burn::tensor::Device {

@@ -496,7 +496,7 @@ impl ActionHead {
 
     /// The device of the parameters.
     pub fn device(&self) -> Device {
-        self.model.proj_out_2.bias.val().device()
+        self.model.proj_out_2.weight.val().device()
     }
 
     /// `vl_embs = vl_self_attention(vlln(backbone_features))`: `[B, S, Db]` → `[B, S, Db]`.

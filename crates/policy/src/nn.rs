@@ -55,7 +55,12 @@ impl Builder<'_> {
     }
 
     /// A `[d_in, d_out]` parameter from an upstream `[d_out, d_in]` tensor.
-    fn param_transposed(&mut self, name: &str, d_in: usize, d_out: usize) -> Param<Tensor<2>> {
+    pub(crate) fn param_transposed(
+        &mut self,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+    ) -> Param<Tensor<2>> {
         let values = self
             .source
             .take(name, &[d_out, d_in], Init::Uniform { fan_in: d_in });
@@ -68,7 +73,7 @@ impl Builder<'_> {
 }
 
 /// Row-major `[rows, cols]` → `[cols, rows]`.
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; values.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -114,20 +119,26 @@ fn export_param<const D: usize>(
 pub struct Linear {
     /// `[in, out]`.
     pub weight: Param<Tensor<2>>,
-    /// `[out]`.
-    pub bias: Param<Tensor<1>>,
+    /// `[out]` (absent for bias-free layers such as Qwen3's projections).
+    pub bias: Option<Param<Tensor<1>>>,
 }
 
 impl Linear {
     pub(crate) fn new(b: &mut Builder<'_>, name: &str, d_in: usize, d_out: usize) -> Self {
         let weight = b.param_transposed(&join(name, "weight"), d_in, d_out);
-        let bias = b.param(&join(name, "bias"), [d_out], Init::Uniform { fan_in: d_in });
+        let bias = Some(b.param(&join(name, "bias"), [d_out], Init::Uniform { fan_in: d_in }));
         Self { weight, bias }
+    }
+
+    /// A bias-free linear layer (`nn.Linear(..., bias=False)`).
+    pub(crate) fn no_bias(b: &mut Builder<'_>, name: &str, d_in: usize, d_out: usize) -> Self {
+        let weight = b.param_transposed(&join(name, "weight"), d_in, d_out);
+        Self { weight, bias: None }
     }
 
     /// `[..., in]` → `[..., out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.weight.val(), Some(self.bias.val()))
+        linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
 
     pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
@@ -137,7 +148,10 @@ impl Linear {
             vec![shape[1], shape[0]],
             transpose(&values, shape[0], shape[1]),
         ));
-        export_param(out, join(name, "bias"), &self.bias)
+        match &self.bias {
+            Some(b) => export_param(out, join(name, "bias"), b),
+            None => Ok(()),
+        }
     }
 }
 
