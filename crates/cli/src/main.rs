@@ -8,6 +8,7 @@ mod policy;
 mod sink;
 mod train;
 mod view;
+mod vlm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -49,6 +50,9 @@ enum PolicyCommand {
     /// Sample an action chunk from a checkpoint on inputs from a safetensors file; write
     /// `action_pred` and the per-step velocities `v_k`.
     RunHead(policy::RunHeadArgs),
+    /// Run a System 2 tower (SigLIP vision or Qwen3 LM, by config.json's model_type) on inputs
+    /// from a safetensors file; write its hidden states (and logits / pooled output).
+    RunVlm(vlm::RunVlmArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,5 +103,6 @@ fn main() -> Result<()> {
         Command::Bench(BenchCommand::Datagen(args)) => bench::run_datagen(&args),
         Command::Bench(BenchCommand::S1(args)) => bench::run_s1(&args),
         Command::Policy(PolicyCommand::RunHead(args)) => policy::run_head(&args),
+        Command::Policy(PolicyCommand::RunVlm(args)) => vlm::run_vlm(&args),
     }
 }
