@@ -88,13 +88,7 @@ pub fn run_head(args: &RunHeadArgs) -> Result<()> {
     let sample = head.get_action(backbone, state, &ids, noise, args.steps)?;
     let mut out = BTreeMap::new();
     let mut put = |name: String, t: Tensor<3>| -> Result<()> {
-        let data = t.into_data();
-        let shape = data.shape().to_vec();
-        let values = data
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading {name}: {e:?}"))?;
-        out.insert(name, HostTensor::f32(shape, values));
+        out.insert(name, HostTensor::from_tensor(t)?);
         Ok(())
     };
     let steps = sample.velocities.len();

@@ -38,14 +38,8 @@ pub struct RunVlmArgs {
     prefix: String,
 }
 
-fn host<const D: usize>(name: &str, t: Tensor<D>) -> Result<HostTensor> {
-    let data = t.into_data();
-    let shape = data.shape().to_vec();
-    let values = data
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("reading {name}: {e:?}"))?;
-    Ok(HostTensor::f32(shape, values))
+fn host<const D: usize>(t: Tensor<D>) -> Result<HostTensor> {
+    Ok(HostTensor::from_tensor(t)?)
 }
 
 fn model_type(dir: &Path) -> Result<String> {
@@ -95,17 +89,14 @@ pub fn run_vlm(args: &RunVlmArgs) -> Result<()> {
             let pixels = Tensor::<4>::from_data(TensorData::new(values.to_vec(), shape), &device);
             let o = tower.forward(pixels)?;
             let pooled = tower.pool(o.last_hidden_state.clone());
-            out.insert("patch_embeds".into(), host("patch_embeds", o.patch_embeds)?);
+            out.insert("patch_embeds".into(), host(o.patch_embeds)?);
             out.insert(
                 "hidden_states".into(),
-                host("hidden_states", Tensor::stack::<4>(o.hidden_states, 0))?,
+                host(Tensor::stack::<4>(o.hidden_states, 0))?,
             );
-            out.insert(
-                "last_hidden_state".into(),
-                host("last_hidden_state", o.last_hidden_state)?,
-            );
+            out.insert("last_hidden_state".into(), host(o.last_hidden_state)?);
             if let Some(p) = pooled {
-                out.insert("pooler_output".into(), host("pooler_output", p)?);
+                out.insert("pooler_output".into(), host(p)?);
             }
             (report.loaded, t1.elapsed().as_secs_f64() * 1e3)
         }
@@ -147,15 +138,12 @@ pub fn run_vlm(args: &RunVlmArgs) -> Result<()> {
             let last = o.hidden_states.last().cloned().context("no layers")?;
             out.insert(
                 "hidden_states".into(),
-                host("hidden_states", Tensor::stack::<4>(o.hidden_states, 0))?,
+                host(Tensor::stack::<4>(o.hidden_states, 0))?,
             );
-            out.insert("last_hidden_state".into(), host("last_hidden_state", last)?);
-            out.insert(
-                "last_layer_output_prenorm".into(),
-                host("last_layer_output_prenorm", o.last_prenorm)?,
-            );
+            out.insert("last_hidden_state".into(), host(last)?);
+            out.insert("last_layer_output_prenorm".into(), host(o.last_prenorm)?);
             if let Some(l) = o.logits {
-                out.insert("logits".into(), host("logits", l)?);
+                out.insert("logits".into(), host(l)?);
             }
             (report.loaded, t1.elapsed().as_secs_f64() * 1e3)
         }

@@ -1,84 +1,90 @@
-//! `bicameral policy run-head` on the GR00T N1.5 tiny golden fixture reproduces upstream's
-//! `action_pred` and per-step velocities.
+//! `bicameral policy run-head` / `run-vlm` on the tiny golden fixtures reproduce upstream's
+//! outputs (actions and per-step velocities; hidden states, pooled output, logits).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
-use bicameral_policy::read_safetensors;
+use bicameral_policy::{HostTensor, read_safetensors};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-#[test]
-fn policy_run_head_matches_upstream_fixture() {
-    let fixture = root().join("tests/fixtures/gr00t-n1.5-action-head-tiny");
-    let dir = std::env::temp_dir().join(format!("bicameral-cli-policy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("out.safetensors");
-    let res = Command::new(env!("CARGO_BIN_EXE_bicameral"))
+fn fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures").join(name)
+}
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bicameral-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `bicameral policy <cmd> --checkpoint C --inputs I --out O <extra...>`.
+fn run(cmd: &str, checkpoint: &Path, inputs: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bicameral"))
         .env("BICAMERAL_LOG", "warn")
-        .args(["policy", "run-head", "--checkpoint"])
-        .arg(&fixture)
+        .args(["policy", cmd])
+        .args(extra)
+        .arg("--checkpoint")
+        .arg(checkpoint)
         .arg("--inputs")
-        .arg(fixture.join("inputs.safetensors"))
+        .arg(inputs)
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+fn assert_ok(res: &Output, what: &str) {
     assert!(
         res.status.success(),
-        "run-head failed: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&res.stderr)
     );
-    let got = read_safetensors(&out).unwrap();
+}
+
+/// Max absolute difference between two float tensors of the same shape.
+fn max_abs_err(got: &HostTensor, want: &HostTensor, what: &str) -> f32 {
+    assert_eq!(got.shape, want.shape, "{what}: shape");
+    got.as_f32()
+        .unwrap()
+        .iter()
+        .zip(want.as_f32().unwrap())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+}
+
+/// Every tensor named in `names` is within 1e-4 of the fixture's, and nothing else was written.
+fn assert_matches_fixture(out: &Path, fixture: &Path, names: &[&str]) {
+    let got = read_safetensors(out).unwrap();
     let want = read_safetensors(&fixture.join("outputs.safetensors")).unwrap();
-    let names = ["action_pred", "v_0", "v_1", "v_2", "v_3"];
-    assert_eq!(got.keys().collect::<Vec<_>>(), {
-        let mut n = names.to_vec();
-        n.sort();
-        n
-    });
+    let mut sorted = names.to_vec();
+    sorted.sort();
+    assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), sorted);
     for name in names {
-        assert_eq!(got[name].shape, want[name].shape, "{name}");
-        let err = got[name]
-            .as_f32()
-            .unwrap()
-            .iter()
-            .zip(want[name].as_f32().unwrap())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let err = max_abs_err(&got[*name], &want[*name], name);
         assert!(err <= 1e-4, "{name}: max abs err {err:e}");
     }
+}
+
+#[test]
+fn policy_run_head_matches_upstream_fixture() {
+    let fixture = fixture("gr00t-n1.5-action-head-tiny");
+    let dir = tmp_dir("policy");
+    let out = dir.join("out.safetensors");
+    let inputs = fixture.join("inputs.safetensors");
+    assert_ok(&run("run-head", &fixture, &inputs, &out, &[]), "run-head");
+    assert_matches_fixture(&out, &fixture, &["action_pred", "v_0", "v_1", "v_2", "v_3"]);
 
     // --steps changes the number of velocities; a missing checkpoint is a clear error.
-    let res = Command::new(env!("CARGO_BIN_EXE_bicameral"))
-        .env("BICAMERAL_LOG", "warn")
-        .args(["policy", "run-head", "--steps", "2", "--checkpoint"])
-        .arg(&fixture)
-        .arg("--inputs")
-        .arg(fixture.join("inputs.safetensors"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
+    assert_ok(
+        &run("run-head", &fixture, &inputs, &out, &["--steps", "2"]),
+        "run-head --steps 2",
     );
     let got = read_safetensors(&out).unwrap();
     assert!(got.contains_key("v_1") && !got.contains_key("v_2"));
-    let res = Command::new(env!("CARGO_BIN_EXE_bicameral"))
-        .env("BICAMERAL_LOG", "warn")
-        .args(["policy", "run-head", "--checkpoint"])
-        .arg(dir.join("nope"))
-        .arg("--inputs")
-        .arg(fixture.join("inputs.safetensors"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let res = run("run-head", &dir.join("nope"), &inputs, &out, &[]);
     assert!(!res.status.success());
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("config.json"), "{err}");
@@ -87,8 +93,7 @@ fn policy_run_head_matches_upstream_fixture() {
 /// `policy run-vlm` on each System 2 fixture writes every upstream output within 1e-4.
 #[test]
 fn policy_run_vlm_matches_upstream_fixtures() {
-    let dir = std::env::temp_dir().join(format!("bicameral-cli-vlm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tmp_dir("vlm");
     for (name, outputs) in [
         (
             "siglip-vision-tiny",
@@ -109,50 +114,28 @@ fn policy_run_vlm_matches_upstream_fixtures() {
             ][..],
         ),
     ] {
-        let fixture = root().join("tests/fixtures").join(name);
+        let fixture = fixture(name);
         let out = dir.join(format!("{name}.safetensors"));
-        let res = Command::new(env!("CARGO_BIN_EXE_bicameral"))
-            .env("BICAMERAL_LOG", "warn")
-            .args(["policy", "run-vlm", "--checkpoint"])
-            .arg(&fixture)
-            .arg("--inputs")
-            .arg(fixture.join("inputs.safetensors"))
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            res.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&res.stderr)
+        let res = run(
+            "run-vlm",
+            &fixture,
+            &fixture.join("inputs.safetensors"),
+            &out,
+            &[],
         );
-        let got = read_safetensors(&out).unwrap();
-        let want = read_safetensors(&fixture.join("outputs.safetensors")).unwrap();
-        assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), outputs);
-        for key in outputs {
-            assert_eq!(got[*key].shape, want[*key].shape, "{name} {key}");
-            let err = got[*key]
-                .as_f32()
-                .unwrap()
-                .iter()
-                .zip(want[*key].as_f32().unwrap())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(err <= 1e-4, "{name} {key}: max abs err {err:e}");
-        }
+        assert_ok(&res, name);
+        assert_matches_fixture(&out, &fixture, outputs);
     }
     // Feeding the LM the vision inputs is an error naming the missing tensor.
-    let res = Command::new(env!("CARGO_BIN_EXE_bicameral"))
-        .env("BICAMERAL_LOG", "warn")
-        .args(["policy", "run-vlm", "--checkpoint"])
-        .arg(root().join("tests/fixtures/qwen3-tiny"))
-        .arg("--inputs")
-        .arg(root().join("tests/fixtures/siglip-vision-tiny/inputs.safetensors"))
-        .arg("--out")
-        .arg(dir.join("x.safetensors"))
-        .output()
-        .unwrap();
+    let out = dir.join("x.safetensors");
+    let res = run(
+        "run-vlm",
+        &fixture("qwen3-tiny"),
+        &fixture("siglip-vision-tiny").join("inputs.safetensors"),
+        &out,
+        &[],
+    );
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("input_ids"));
-    assert!(!dir.join("x.safetensors").exists());
+    assert!(!out.exists());
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
@@ -60,6 +60,12 @@ impl HostTensor {
     }
 
     /// The float values, if this is a float tensor.
+    /// Host copy (row-major float32) of a tensor.
+    pub fn from_tensor<const D: usize>(t: Tensor<D>) -> Result<Self, PolicyError> {
+        let (shape, values) = crate::nn::to_host(t)?;
+        Ok(Self::f32(shape, values))
+    }
+
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             HostData::F32(v) => Some(v),
@@ -119,16 +125,17 @@ fn convert(view: &TensorView<'_>) -> Result<HostData, String> {
     })
 }
 
-/// Reads the tensors of a safetensors file whose names start with `prefix` ("" for all).
-pub fn read_safetensors_filtered(
+/// Reads the tensors of a safetensors file whose names `keep` accepts (the others are never
+/// converted).
+pub fn read_safetensors_where(
     path: &Path,
-    prefix: &str,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<BTreeMap<String, HostTensor>, PolicyError> {
     let bytes = std::fs::read(path).map_err(|e| PolicyError::io(path, e))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| st_err(path, e))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.iter() {
-        if !name.starts_with(prefix) {
+        if !keep(name) {
             continue;
         }
         let data = convert(&view).map_err(|e| st_err(path, format!("tensor `{name}`: {e}")))?;
@@ -145,7 +152,7 @@ pub fn read_safetensors_filtered(
 
 /// Reads every tensor of a safetensors file.
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, PolicyError> {
-    read_safetensors_filtered(path, "")
+    read_safetensors_where(path, &|_| true)
 }
 
 fn serialize(tensors: &BTreeMap<String, HostTensor>, path: &Path) -> Result<Vec<u8>, PolicyError> {
@@ -302,10 +309,10 @@ fn read_weight_map(index: &Path) -> Result<Vec<(String, String)>, PolicyError> {
         .collect()
 }
 
-/// Weight files of a checkpoint directory that hold tensors under `prefix`: `model.safetensors`,
+/// Weight files of a checkpoint directory that hold tensors `keep` accepts: `model.safetensors`,
 /// or the shards the index lists for such tensors (a full GR00T checkpoint's backbone-only
-/// shards are not read).
-fn weights_files_for(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, PolicyError> {
+/// shards are not read for the action head, nor the shards of layers after a cut).
+fn weights_files_for(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<Vec<PathBuf>, PolicyError> {
     let single = dir.join(SINGLE_FILE);
     if single.is_file() {
         return Ok(vec![single]);
@@ -316,7 +323,7 @@ fn weights_files_for(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, PolicyErr
     }
     let files: BTreeSet<PathBuf> = read_weight_map(&index)?
         .into_iter()
-        .filter(|(name, _)| name.starts_with(prefix))
+        .filter(|(name, _)| keep(name))
         .map(|(_, file)| dir.join(file))
         .collect();
     Ok(files.into_iter().collect())
@@ -328,14 +335,22 @@ pub fn read_checkpoint_tensors(
     path: &Path,
     prefix: &str,
 ) -> Result<BTreeMap<String, HostTensor>, PolicyError> {
+    read_checkpoint_tensors_where(path, &|name| name.starts_with(prefix))
+}
+
+/// Like [`read_checkpoint_tensors`], for the tensors whose full names `keep` accepts.
+pub fn read_checkpoint_tensors_where(
+    path: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<BTreeMap<String, HostTensor>, PolicyError> {
     let files = if path.is_dir() {
-        weights_files_for(path, prefix)?
+        weights_files_for(path, keep)?
     } else {
         vec![path.to_path_buf()]
     };
     let mut all = BTreeMap::new();
     for f in files {
-        let t = read_safetensors_filtered(&f, prefix)?;
+        let t = read_safetensors_where(&f, keep)?;
         tracing::debug!(file = %f.display(), tensors = t.len(), "read weights");
         all.extend(t);
     }
@@ -360,12 +375,15 @@ pub(crate) fn build_random<T>(
 
 /// Builds a module with `build` from host tensors named `options.prefix` + upstream name.
 /// Fails with [`PolicyError::CheckpointMismatch`] on misshaped tensors, and on
-/// missing/unexpected ones unless `options` allow them. `origin` names the checkpoint in errors.
+/// missing/unexpected ones unless `options` allow them; tensors whose full name `skip`
+/// accepts are deliberately unused (e.g. layers after a cut) and not unexpected. `origin` names
+/// the checkpoint in errors.
 pub(crate) fn build_from_tensors<T>(
     device: &Device,
     tensors: &BTreeMap<String, HostTensor>,
     options: &LoadOptions,
     origin: &Path,
+    skip: &dyn Fn(&str) -> bool,
     build: impl FnOnce(&mut Builder<'_>) -> T,
 ) -> Result<(T, LoadReport), PolicyError> {
     let mut src = CheckpointSource {
@@ -385,7 +403,7 @@ pub(crate) fn build_from_tensors<T>(
     let module = build(&mut b);
     let unexpected: Vec<String> = tensors
         .keys()
-        .filter(|k| k.starts_with(&options.prefix) && !src.used.contains(*k))
+        .filter(|k| k.starts_with(&options.prefix) && !src.used.contains(*k) && !skip(k))
         .cloned()
         .collect();
     let fatal_missing = !options.allow_missing && !src.missing.is_empty();
@@ -443,7 +461,9 @@ impl ActionHead {
         origin: &Path,
     ) -> Result<(Self, LoadReport), PolicyError> {
         config.validate()?;
-        build_from_tensors(device, tensors, options, origin, |b| Self::build(config, b))
+        build_from_tensors(device, tensors, options, origin, &|_| false, |b| {
+            Self::build(config, b)
+        })
     }
 
     /// Loads weights from a safetensors file or a checkpoint directory (single or sharded).

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
     HostTensor, LoadOptions, LoadReport, build_from_tensors, build_random, read_checkpoint_tensors,
+    read_checkpoint_tensors_where,
 };
 use crate::error::PolicyError;
 use crate::nn::{Attention, Builder, Init, LayerNorm, Linear, join, transpose};
@@ -52,12 +53,18 @@ fn warn_unknown(kind: &str, extra: &BTreeMap<String, serde_json::Value>) {
     }
 }
 
-fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, PolicyError> {
+/// Reads an HF `config.json`, checks it with `validate` and warns about unknown fields.
+fn read_config<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    kind: &str,
+    validate: fn(&T) -> Result<(), String>,
+    extra: fn(&T) -> &BTreeMap<String, serde_json::Value>,
+) -> Result<T, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|e| PolicyError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| PolicyError::ConfigFile {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    })
+    let c: T = serde_json::from_str(&text).map_err(|e| config_err(path, e.to_string()))?;
+    validate(&c).map_err(|m| config_err(path, m))?;
+    warn_unknown(kind, extra(&c));
+    Ok(c)
 }
 
 fn config_err(path: &Path, msg: impl Into<String>) -> PolicyError {
@@ -112,10 +119,7 @@ fn gelu_tanh() -> String {
 impl SiglipVisionConfig {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
-        let c: Self = read_config(path)?;
-        c.validate().map_err(|m| config_err(path, m))?;
-        warn_unknown("siglip", &c.extra);
-        Ok(c)
+        read_config(path, "siglip", Self::validate, |c| &c.extra)
     }
 
     /// Range checks; the message names the field.
@@ -369,7 +373,7 @@ impl SiglipVision {
     ) -> Result<(Self, LoadReport), PolicyError> {
         c.validate().map_err(|m| config_err(origin, m))?;
         let with_head = tensors.contains_key(&format!("{}vision_model.head.probe", options.prefix));
-        build_from_tensors(device, tensors, options, origin, |b| {
+        build_from_tensors(device, tensors, options, origin, &|_| false, |b| {
             Self::build(c, with_head, b)
         })
     }
@@ -493,10 +497,32 @@ fn max_pos() -> usize {
 impl Qwen3Config {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
-        let c: Self = read_config(path)?;
-        c.validate().map_err(|m| config_err(path, m))?;
-        warn_unknown("qwen3", &c.extra);
-        Ok(c)
+        read_config(path, "qwen3", Self::validate, |c| &c.extra)
+    }
+
+    /// Layers kept for `select_layer` (all when `None`).
+    pub fn layers_kept(&self, select_layer: Option<usize>) -> Result<usize, String> {
+        let n = select_layer.unwrap_or(self.num_hidden_layers);
+        if n > self.num_hidden_layers {
+            return Err(format!(
+                "select_layer {n} exceeds num_hidden_layers {}",
+                self.num_hidden_layers
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Whether tensor `name` (without prefix) belongs to what a cut after `n` layers drops:
+    /// layers `n..` and, when anything is cut, the LM head.
+    fn cut_away(&self, name: &str, n: usize) -> bool {
+        if let Some(l) = name.strip_prefix("model.layers.") {
+            return l
+                .split('.')
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some_and(|i| i >= n);
+        }
+        n < self.num_hidden_layers && name.starts_with("lm_head.")
     }
 
     /// Range checks; the message names the field.
@@ -784,45 +810,35 @@ impl Qwen3 {
         origin: &Path,
     ) -> Result<(Self, LoadReport), PolicyError> {
         c.validate().map_err(|m| config_err(origin, m))?;
-        let n = select_layer.unwrap_or(c.num_hidden_layers);
-        if n > c.num_hidden_layers {
-            return Err(config_err(
-                origin,
-                format!(
-                    "select_layer {n} exceeds num_hidden_layers {}",
-                    c.num_hidden_layers
-                ),
-            ));
-        }
-        let full = n == c.num_hidden_layers;
-        let kept: BTreeMap<String, HostTensor> = tensors
-            .iter()
-            .filter(|(k, _)| {
-                let Some(rest) = k.strip_prefix(&options.prefix) else {
-                    return true;
-                };
-                if let Some(l) = rest.strip_prefix("model.layers.") {
-                    let i: Option<usize> = l.split('.').next().and_then(|s| s.parse().ok());
-                    return i.is_none_or(|i| i < n);
-                }
-                full || !rest.starts_with("lm_head.")
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        build_from_tensors(device, &kept, options, origin, |b| {
-            Self::build(c, n, full, b)
+        let n = c
+            .layers_kept(select_layer)
+            .map_err(|m| config_err(origin, m))?;
+        let skip = |k: &str| {
+            k.strip_prefix(options.prefix.as_str())
+                .is_some_and(|rest| c.cut_away(rest, n))
+        };
+        build_from_tensors(device, tensors, options, origin, &skip, |b| {
+            Self::build(c, n, n == c.num_hidden_layers, b)
         })
     }
 
-    /// Loads a checkpoint directory (`config.json` + weights), truncated at `select_layer`.
+    /// Loads a checkpoint directory (`config.json` + weights), truncated at `select_layer`:
+    /// the tensors after the cut are not read (nor the shards holding only them).
     pub fn load(
         dir: &Path,
         select_layer: Option<usize>,
         device: &Device,
         options: &LoadOptions,
     ) -> Result<(Self, LoadReport), PolicyError> {
-        let c = Qwen3Config::from_file(&dir.join("config.json"))?;
-        let tensors = read_checkpoint_tensors(dir, &options.prefix)?;
+        let path = dir.join("config.json");
+        let c = Qwen3Config::from_file(&path)?;
+        let n = c
+            .layers_kept(select_layer)
+            .map_err(|m| config_err(&path, m))?;
+        let tensors = read_checkpoint_tensors_where(dir, &|k| {
+            k.strip_prefix(options.prefix.as_str())
+                .is_some_and(|rest| !c.cut_away(rest, n))
+        })?;
         Self::from_tensors(&c, select_layer, device, &tensors, options, dir)
     }
 

@@ -56,14 +56,11 @@ pub struct TrainState<'a> {
 /// Writes the deployable part of a policy (head, null plan, normalization) into `dir`.
 fn write_weights(policy: &S1Policy, dir: &Path) -> Result<(), TrainError> {
     policy.head.save(dir)?;
-    let plan = policy.null_plan.val();
-    let shape = plan.dims().to_vec();
-    let values = plan
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| bicameral_policy::PolicyError::Config(format!("{e:?}")))?;
     let mut t = BTreeMap::new();
-    t.insert("null_plan".to_string(), HostTensor::f32(shape, values));
+    t.insert(
+        "null_plan".to_string(),
+        HostTensor::from_tensor(policy.null_plan.val())?,
+    );
     write_safetensors(&dir.join("null_plan.safetensors"), &t)?;
     let norm = serde_json::to_string_pretty(&policy.normalizer)
         .map_err(|e| TrainError::config(dir.join("normalization.json"), e.to_string()))?;

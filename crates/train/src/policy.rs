@@ -267,10 +267,8 @@ impl S1Policy {
         norm: &EmbodimentNorm,
         actions: Tensor<3>,
     ) -> Result<Vec<Vec<f32>>, TrainError> {
-        let values: Vec<f32> = actions
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| policy_err(format!("{e:?}")))?;
+        let host = bicameral_policy::HostTensor::from_tensor(actions)?;
+        let values = host.as_f32().unwrap_or_default();
         Ok(values
             .chunks(self.head.config.action_dim)
             .map(|row| norm.unaction(row))

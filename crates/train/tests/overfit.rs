@@ -3,16 +3,13 @@
 //! embodiment's training chunks, and a resumed run (weights, EMA, AdamW moments) equals an
 //! uninterrupted one bit for bit.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
-use bicameral_train::{HeadSize, OptimConfig, TrainConfig, load_checkpoint, train_s1};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bicameral-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use bicameral_train::{TrainConfig, load_checkpoint, train_s1};
+use common::{tiny_config, tmp};
 
 /// Embodiment 0 ("toy_arm", 3 DoF) follows one smooth curve, embodiment 1 ("toy_gripper",
 /// 2 DoF, other ranges) another; the state is the previous action (as with a stiff position
@@ -59,36 +56,7 @@ fn write_dataset(dir: &Path, embodiment: usize) {
 }
 
 fn config(steps: usize) -> TrainConfig {
-    TrainConfig {
-        steps,
-        batch_size: 32,
-        seed: 3,
-        checkpoint_every: 100,
-        head: HeadSize {
-            layers: 2,
-            heads: 2,
-            head_dim: 16,
-            hidden_size: 32,
-            plan_dim: 16,
-            plan_tokens: 2,
-            future_tokens: 2,
-            adapter_layers: 1,
-            adapter_heads: 2,
-            action_horizon: 8,
-            inference_steps: 8,
-        },
-        optim: OptimConfig {
-            lr: 3e-3,
-            warmup_steps: 50,
-            final_lr_fraction: 0.1,
-            weight_decay: 0.0,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            grad_clip_norm: Some(1.0),
-            ema_decay: Some(0.99),
-        },
-    }
+    tiny_config(steps, 3, Some(0.99))
 }
 
 #[test]

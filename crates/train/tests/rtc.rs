@@ -7,12 +7,16 @@
 //! term does not make the rest of the new chunk follow the committed side; the test prints how
 //! much the largest later step changes too.)
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
-use bicameral_train::{HeadSize, OptimConfig, TrainConfig, load_checkpoint, train_s1};
+use bicameral_train::{load_checkpoint, train_s1};
+use common::{tiny_config, tmp};
 
 const LEN: usize = 32;
+/// Chunk length of the tiny head (`tiny_config`).
 const H: usize = 8;
 const BRANCH: usize = 12;
 
@@ -58,12 +62,6 @@ fn write_dataset(dir: &Path) {
     w.finish().unwrap();
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bicameral-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
 /// Largest per-step change (max over joints) of `path` from index `from` on.
 fn max_step(path: &[Vec<f32>], from: usize) -> f32 {
     path.windows(2)
@@ -82,36 +80,9 @@ fn rtc_keeps_the_prefix_and_shrinks_the_boundary_jump() {
     let dir = tmp("rtc");
     let data = dir.join("data");
     write_dataset(&data);
-    let cfg = TrainConfig {
-        steps: 1500,
-        batch_size: 32,
-        seed: 5,
-        checkpoint_every: 1500,
-        head: HeadSize {
-            layers: 2,
-            heads: 2,
-            head_dim: 16,
-            hidden_size: 32,
-            plan_dim: 16,
-            plan_tokens: 2,
-            future_tokens: 2,
-            adapter_layers: 1,
-            adapter_heads: 2,
-            action_horizon: H,
-            inference_steps: 8,
-        },
-        optim: OptimConfig {
-            lr: 3e-3,
-            warmup_steps: 50,
-            final_lr_fraction: 0.1,
-            weight_decay: 0.0,
-            beta1: 0.9,
-            beta2: 0.95,
-            eps: 1e-8,
-            grad_clip_norm: Some(1.0),
-            ema_decay: None,
-        },
-    };
+    let mut cfg = tiny_config(1500, 5, None);
+    cfg.checkpoint_every = 1500;
+    assert_eq!(cfg.head.action_horizon, H);
     let device = bicameral_policy::cpu_device();
     let report = train_s1(&[data], &cfg, &dir.join("run"), false, &device, &mut |_| {
         true
