@@ -193,6 +193,23 @@ struct FullCheckpointConfig {
     action_head_cfg: FlowmatchingActionHeadConfig,
 }
 
+/// The transformer-block options this port supports, for config section `section`: no
+/// sinusoidal positional embeddings, `gelu-approximate` activation.
+fn supported_block(section: &str, positional: bool, activation_fn: &str) -> Result<(), String> {
+    if positional {
+        return Err(format!(
+            "{section}.positional_embeddings must be null (sinusoidal positional embeddings \
+             are not supported)"
+        ));
+    }
+    if activation_fn != "gelu-approximate" {
+        return Err(format!(
+            "{section}.activation_fn {activation_fn:?} is not supported (gelu-approximate)"
+        ));
+    }
+    Ok(())
+}
+
 impl FlowmatchingActionHeadConfig {
     /// Parses either the head config itself or a full GR00T config with `action_head_cfg`
     /// (other top-level fields are ignored there), then [`validate`](Self::validate)s it.
@@ -290,17 +307,12 @@ impl FlowmatchingActionHeadConfig {
                     self.backbone_embedding_dim
                 ));
             }
-            if vl.positional_embeddings.is_some() {
-                return err("vl_self_attention_cfg.positional_embeddings must be null \
-                            (sinusoidal positional embeddings are not supported)"
-                    .to_owned());
-            }
-            if vl.activation_fn != "gelu-approximate" {
-                return err(format!(
-                    "vl_self_attention_cfg.activation_fn {:?} is not supported (gelu-approximate)",
-                    vl.activation_fn
-                ));
-            }
+            supported_block(
+                "vl_self_attention_cfg",
+                vl.positional_embeddings.is_some(),
+                &vl.activation_fn,
+            )
+            .map_err(PolicyError::Config)?;
         }
         if self.add_pos_embed && self.action_horizon > self.max_seq_len {
             return err(format!(
@@ -322,17 +334,12 @@ impl FlowmatchingActionHeadConfig {
                 dit.norm_type
             ));
         }
-        if dit.positional_embeddings.is_some() {
-            return err("diffusion_model_cfg.positional_embeddings must be null \
-                        (sinusoidal positional embeddings are not supported)"
-                .to_owned());
-        }
-        if dit.activation_fn != "gelu-approximate" {
-            return err(format!(
-                "diffusion_model_cfg.activation_fn {:?} is not supported (gelu-approximate)",
-                dit.activation_fn
-            ));
-        }
+        supported_block(
+            "diffusion_model_cfg",
+            dit.positional_embeddings.is_some(),
+            &dit.activation_fn,
+        )
+        .map_err(PolicyError::Config)?;
         if dit.norm_eps.is_nan() || dit.norm_eps <= 0.0 {
             return err("diffusion_model_cfg.norm_eps must be > 0".to_owned());
         }
