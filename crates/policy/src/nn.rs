@@ -72,6 +72,38 @@ impl Builder<'_> {
     }
 }
 
+/// A source seen through a name prefix (a sub-module of a composite checkpoint).
+struct Prefixed<'a> {
+    inner: &'a mut dyn ParamSource,
+    prefix: &'a str,
+}
+
+impl ParamSource for Prefixed<'_> {
+    fn take(&mut self, name: &str, shape: &[usize], init: Init) -> Vec<f32> {
+        self.inner
+            .take(&format!("{}{name}", self.prefix), shape, init)
+    }
+}
+
+impl Builder<'_> {
+    /// Runs `build` with every tensor name prefixed by `prefix` (e.g. `"vision_model."`).
+    pub(crate) fn scoped<T>(
+        &mut self,
+        prefix: &str,
+        build: impl FnOnce(&mut Builder<'_>) -> T,
+    ) -> T {
+        let mut src = Prefixed {
+            inner: &mut *self.source,
+            prefix,
+        };
+        let mut b = Builder {
+            device: self.device.clone(),
+            source: &mut src,
+        };
+        build(&mut b)
+    }
+}
+
 /// Row-major `[rows, cols]` → `[cols, rows]`.
 pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; values.len()];
@@ -104,7 +136,7 @@ pub(crate) fn to_host<const D: usize>(t: Tensor<D>) -> Result<(Vec<usize>, Vec<f
     Ok((shape, values))
 }
 
-fn export_param<const D: usize>(
+pub(crate) fn export_param<const D: usize>(
     out: &mut Exported,
     name: String,
     p: &Param<Tensor<D>>,

@@ -22,7 +22,9 @@ use crate::checkpoint::{
     read_checkpoint_tensors_where,
 };
 use crate::error::PolicyError;
-use crate::nn::{Attention, Builder, Init, LayerNorm, Linear, join, transpose};
+use crate::nn::{
+    Attention, Builder, Exported, Init, LayerNorm, Linear, export_param, join, transpose,
+};
 
 /// Fields of a Hugging Face config that do not change the computation here; accepted and
 /// ignored. Any other unknown field is reported as a warning (HF configs grow fields).
@@ -190,6 +192,18 @@ impl SiglipLayer {
         }
     }
 
+    fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        self.layer_norm1.export(&join(name, "layer_norm1"), out)?;
+        let a = join(name, "self_attn");
+        self.self_attn.to_q.export(&join(&a, "q_proj"), out)?;
+        self.self_attn.to_k.export(&join(&a, "k_proj"), out)?;
+        self.self_attn.to_v.export(&join(&a, "v_proj"), out)?;
+        self.self_attn.to_out.export(&join(&a, "out_proj"), out)?;
+        self.layer_norm2.export(&join(name, "layer_norm2"), out)?;
+        self.fc1.export(&join(name, "mlp.fc1"), out)?;
+        self.fc2.export(&join(name, "mlp.fc2"), out)
+    }
+
     /// `[B, N, D]` → `[B, N, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.layer_norm1.forward(x.clone());
@@ -262,6 +276,32 @@ impl SiglipPoolingHead {
         }
     }
 
+    fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        export_param(out, join(name, "probe"), &self.probe)?;
+        // Re-pack q, k, v into torch's in_proj_weight [3D, D] / in_proj_bias [3D].
+        let mut parts = Exported::new();
+        let att = &self.attention;
+        for (i, l) in [&att.to_q, &att.to_k, &att.to_v].into_iter().enumerate() {
+            l.export(&format!("p{i}"), &mut parts)?;
+        }
+        let (mut w, mut bias) = (Vec::new(), Vec::new());
+        let mut d = 0;
+        for (n, shape, values) in parts {
+            if n.ends_with(".weight") {
+                d = shape[1];
+                w.extend(values);
+            } else {
+                bias.extend(values);
+            }
+        }
+        out.push((join(name, "attention.in_proj_weight"), vec![3 * d, d], w));
+        out.push((join(name, "attention.in_proj_bias"), vec![3 * d], bias));
+        att.to_out.export(&join(name, "attention.out_proj"), out)?;
+        self.layernorm.export(&join(name, "layernorm"), out)?;
+        self.fc1.export(&join(name, "mlp.fc1"), out)?;
+        self.fc2.export(&join(name, "mlp.fc2"), out)
+    }
+
     /// `[B, N, D]` → `[B, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
         let [bsz, _, d] = x.dims();
@@ -306,7 +346,7 @@ pub struct SiglipVision {
 }
 
 impl SiglipVision {
-    fn build(c: &SiglipVisionConfig, with_head: bool, b: &mut Builder<'_>) -> Self {
+    pub(crate) fn build(c: &SiglipVisionConfig, with_head: bool, b: &mut Builder<'_>) -> Self {
         let d = c.hidden_size;
         let (ch, p) = (c.num_channels, c.patch_size);
         let k = ch * p * p;
@@ -387,6 +427,36 @@ impl SiglipVision {
         let c = SiglipVisionConfig::from_file(&dir.join("config.json"))?;
         let tensors = read_checkpoint_tensors(dir, &options.prefix)?;
         Self::from_tensors(&c, device, &tensors, options, dir)
+    }
+
+    /// Every tensor under transformers' names and layout (`vision_model.*`).
+    pub(crate) fn export(&self, out: &mut Exported) -> Result<(), PolicyError> {
+        let c = &self.config;
+        let mut patch = Exported::new();
+        self.patch_embedding
+            .export("vision_model.embeddings.patch_embedding", &mut patch)?;
+        for (name, shape, values) in patch {
+            let shape = if name.ends_with(".weight") {
+                vec![shape[0], c.num_channels, c.patch_size, c.patch_size]
+            } else {
+                shape
+            };
+            out.push((name, shape, values));
+        }
+        export_param(
+            out,
+            "vision_model.embeddings.position_embedding.weight".into(),
+            &self.position_embedding,
+        )?;
+        for (i, l) in self.layers.iter().enumerate() {
+            l.export(&format!("vision_model.encoder.layers.{i}"), out)?;
+        }
+        self.post_layernorm
+            .export("vision_model.post_layernorm", out)?;
+        if let Some(h) = &self.head {
+            h.export("vision_model.head", out)?;
+        }
+        Ok(())
     }
 
     /// `pixel_values [B, C, H, W]` → tokens `[B, N, C·p·p]` in row-major patch order.
@@ -576,6 +646,10 @@ impl RmsNorm {
         }
     }
 
+    fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        export_param(out, join(name, "weight"), &self.weight)
+    }
+
     /// `[..., dim]` → `[..., dim]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let ms = x.clone().square().mean_dim(D - 1);
@@ -688,6 +762,24 @@ impl Qwen3Layer {
         }
     }
 
+    fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
+        let a = join(name, "self_attn");
+        let m = join(name, "mlp");
+        self.input_layernorm
+            .export(&join(name, "input_layernorm"), out)?;
+        self.q_proj.export(&join(&a, "q_proj"), out)?;
+        self.k_proj.export(&join(&a, "k_proj"), out)?;
+        self.v_proj.export(&join(&a, "v_proj"), out)?;
+        self.o_proj.export(&join(&a, "o_proj"), out)?;
+        self.q_norm.export(&join(&a, "q_norm"), out)?;
+        self.k_norm.export(&join(&a, "k_norm"), out)?;
+        self.post_attention_layernorm
+            .export(&join(name, "post_attention_layernorm"), out)?;
+        self.gate_proj.export(&join(&m, "gate_proj"), out)?;
+        self.up_proj.export(&join(&m, "up_proj"), out)?;
+        self.down_proj.export(&join(&m, "down_proj"), out)
+    }
+
     /// `x [B, T, D]` with an additive attention bias `[B, heads, T, T]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<3>, rope: &Rope, bias: &Tensor<4>) -> Tensor<3> {
         let [b, t, _] = x.dims();
@@ -764,7 +856,12 @@ pub struct Qwen3 {
 }
 
 impl Qwen3 {
-    fn build(c: &Qwen3Config, layers: usize, with_lm_head: bool, b: &mut Builder<'_>) -> Self {
+    pub(crate) fn build(
+        c: &Qwen3Config,
+        layers: usize,
+        with_lm_head: bool,
+        b: &mut Builder<'_>,
+    ) -> Self {
         let d = c.hidden_size;
         let tied = with_lm_head && c.tie_word_embeddings;
         Self {
@@ -840,6 +937,19 @@ impl Qwen3 {
                 .is_some_and(|rest| !c.cut_away(rest, n))
         })?;
         Self::from_tensors(&c, select_layer, device, &tensors, options, dir)
+    }
+
+    /// Every tensor under transformers' names and layout (`model.*`, `lm_head.*`).
+    pub(crate) fn export(&self, out: &mut Exported) -> Result<(), PolicyError> {
+        export_param(out, "model.embed_tokens.weight".into(), &self.embed_tokens)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            l.export(&format!("model.layers.{i}"), out)?;
+        }
+        self.norm.export("model.norm", out)?;
+        if let Some(h) = &self.lm_head {
+            h.export("lm_head", out)?;
+        }
+        Ok(())
     }
 
     /// Token embeddings `[B, T, D]` of `ids` `[B, T]`.
