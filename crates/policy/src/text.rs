@@ -266,10 +266,8 @@ pub fn word_level_tokenizer_json<'a>(corpus: impl IntoIterator<Item = &'a str>) 
             } else {
                 Some(ch.is_alphanumeric() || ch == '_')
             };
-            if kind != cur_word || kind.is_none() {
-                if !cur.is_empty() {
-                    words.insert(std::mem::take(&mut cur));
-                }
+            if (kind != cur_word || kind.is_none()) && !cur.is_empty() {
+                words.insert(std::mem::take(&mut cur));
             }
             if kind.is_some() {
                 cur.push(ch);
