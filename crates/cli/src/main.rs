@@ -2,8 +2,10 @@
 //! shows progress, prints results.
 
 mod bench;
+mod bench_s2;
 mod datagen;
 mod dataset;
+mod plan;
 mod policy;
 mod sink;
 mod train;
@@ -40,7 +42,7 @@ enum Command {
     /// Inspect LeRobot datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
-    /// System 1 action head (GR00T N1.5 flow matching).
+    /// The models: System 1's action head, System 2's towers and planner.
     #[command(subcommand)]
     Policy(PolicyCommand),
 }
@@ -53,12 +55,18 @@ enum PolicyCommand {
     /// Run a System 2 tower (SigLIP vision or Qwen3 LM, by config.json's model_type) on inputs
     /// from a safetensors file; write its hidden states (and logits / pooled output).
     RunVlm(vlm::RunVlmArgs),
+    /// Run System 2 of a `train dual` checkpoint on camera images (PNG) and an instruction:
+    /// plan shape, subgoal, latency.
+    Plan(plan::PlanArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum TrainCommand {
     /// System 1 (the action head) alone, on a LeRobot dataset.
     S1(train::TrainS1Args),
+    /// System 2 (the planner) and System 1 jointly: the config has a [planner] section; the
+    /// flow-matching loss trains the planner's unfrozen parts, plus the subgoal loss.
+    Dual(train::TrainS1Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +93,8 @@ enum BenchCommand {
     Datagen(bench::BenchDatagenArgs),
     /// System 1 action-head latency per chunk (burn, CPU).
     S1(bench::BenchS1Args),
+    /// System 2 planner latency per observation (burn, CPU).
+    S2(bench_s2::BenchS2Args),
 }
 
 fn main() -> Result<()> {
@@ -97,12 +107,15 @@ fn main() -> Result<()> {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
         Command::Datagen(args) => datagen::run(&args),
-        Command::Train(TrainCommand::S1(args)) => train::run_s1(&args),
+        Command::Train(TrainCommand::S1(args)) => train::run(&args, false),
+        Command::Train(TrainCommand::Dual(args)) => train::run(&args, true),
         Command::Dataset(DatasetCommand::Info(args)) => dataset::info(&args),
         Command::Dataset(DatasetCommand::View(args)) => dataset::view(&args),
         Command::Bench(BenchCommand::Datagen(args)) => bench::run_datagen(&args),
         Command::Bench(BenchCommand::S1(args)) => bench::run_s1(&args),
+        Command::Bench(BenchCommand::S2(args)) => bench_s2::run(&args),
         Command::Policy(PolicyCommand::RunHead(args)) => policy::run_head(&args),
         Command::Policy(PolicyCommand::RunVlm(args)) => vlm::run_vlm(&args),
+        Command::Policy(PolicyCommand::Plan(args)) => plan::run(&args),
     }
 }

@@ -1,4 +1,5 @@
-//! `bicameral train s1`: train System 1 on LeRobot datasets.
+//! `bicameral train s1` (System 1 alone) and `bicameral train dual` (System 2 + System 1
+//! jointly) on LeRobot datasets.
 
 use std::path::PathBuf;
 
@@ -29,14 +30,30 @@ pub struct TrainS1Args {
     rerun: crate::sink::SinkArgs,
 }
 
-pub fn run_s1(args: &TrainS1Args) -> Result<()> {
+pub fn run(args: &TrainS1Args, dual: bool) -> Result<()> {
     let cfg = TrainConfig::load(&args.config)?;
+    match (dual, cfg.planner.is_some()) {
+        (true, false) => anyhow::bail!(
+            "{}: `train dual` needs a [planner] section (System 2); use `train s1` for System 1 alone",
+            args.config.display()
+        ),
+        (false, true) => anyhow::bail!(
+            "{}: has a [planner] section; use `train dual` to train System 2 with System 1",
+            args.config.display()
+        ),
+        _ => {}
+    }
     let recording = match args.rerun.sink() {
         Some(sink) => Some(Recording::open("bicameral_train", &sink)?),
         None => None,
     };
     let logger = recording.as_ref().map(|r| SimLogger::new(&r.rec));
-    let names = ["loss".to_string(), "lr".into(), "grad_norm".into()];
+    let names = [
+        "loss".to_string(),
+        "lr".into(),
+        "grad_norm".into(),
+        "subgoal_loss".into(),
+    ];
     let bar = ProgressBar::new(cfg.steps as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} steps [{elapsed_precise} < {eta}] {per_sec} loss {msg}",
     )?);
@@ -53,9 +70,16 @@ pub fn run_s1(args: &TrainS1Args) -> Result<()> {
             bar.set_message(format!("{:.4}", s.loss));
             if let Some(l) = &logger {
                 l.set_sequence("step", s.step as i64);
-                if let Err(e) =
-                    l.log_scalars("train", &names, &[s.loss as f64, s.lr, s.grad_norm as f64])
-                {
+                if let Err(e) = l.log_scalars(
+                    "train",
+                    &names[..if dual { 4 } else { 3 }],
+                    &[
+                        s.loss as f64,
+                        s.lr,
+                        s.grad_norm as f64,
+                        s.subgoal_loss as f64,
+                    ][..if dual { 4 } else { 3 }],
+                ) {
                     log_error = Some(e);
                     return false;
                 }

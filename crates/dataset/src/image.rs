@@ -29,7 +29,7 @@ pub(crate) fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>,
 }
 
 /// Decodes a PNG (any colour type / bit depth) to 8-bit RGB.
-pub(crate) fn decode_png(bytes: &[u8]) -> Result<Image, String> {
+pub fn decode_png(bytes: &[u8]) -> Result<Image, String> {
     if bytes.len() >= 3 && bytes[..3] == [0xFF, 0xD8, 0xFF] {
         return Err("JPEG-encoded image; only PNG is supported".to_string());
     }

@@ -388,6 +388,12 @@ impl Dataset {
         Ok(&self.entry(i)?.stats)
     }
 
+    /// Metadata our writer stored for episode `i` (`episode_meta`; `null` for datasets written
+    /// elsewhere), without reading its frames.
+    pub fn episode_meta(&self, i: usize) -> Result<&Value, DatasetError> {
+        Ok(&self.entry(i)?.meta)
+    }
+
     fn entry(&self, i: usize) -> Result<&EpisodeEntry, DatasetError> {
         self.episodes.get(i).ok_or(DatasetError::OutOfRange {
             what: "episode",

@@ -289,7 +289,9 @@ fn save_load_round_trip_is_exact() {
     let p = enc
         .encode("stack the green block", cfg.tokens_per_view())
         .unwrap();
-    let a = planner.forward(fixture_pixels(1), std::slice::from_ref(&p)).unwrap();
+    let a = planner
+        .forward(fixture_pixels(1), std::slice::from_ref(&p))
+        .unwrap();
     let b = back.forward(fixture_pixels(1), &[p]).unwrap();
     assert_eq!(host(a.tokens), host(b.tokens));
     assert_eq!(host(a.subgoal.unwrap()), host(b.subgoal.unwrap()));

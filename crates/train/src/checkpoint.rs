@@ -23,11 +23,15 @@ use std::path::{Path, PathBuf};
 use bicameral_policy::burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use bicameral_policy::burn::optim::ModuleOptimizer;
 use bicameral_policy::burn::tensor::{Device, Tensor, TensorData};
-use bicameral_policy::{ActionHead, HostTensor, LoadOptions, read_safetensors, write_safetensors};
+use bicameral_policy::planner::{PLANNER_CONFIG_FILE, TOKENIZER_FILE};
+use bicameral_policy::{
+    ActionHead, HostTensor, LoadOptions, Planner, PromptEncoder, read_safetensors, save_tokenizer,
+    write_safetensors,
+};
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
-use crate::policy::{Normalizer, S1Policy};
+use crate::policy::{Normalizer, Policy};
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     let mut s = dir.as_os_str().to_os_string();
@@ -46,15 +50,15 @@ fn mkdir(path: &Path) -> Result<(), TrainError> {
 /// The training state saved next to the deployable weights so that a run resumes exactly.
 pub struct TrainState<'a> {
     /// The weights being optimized, when they differ from the deployed (EMA) ones.
-    pub raw: Option<&'a S1Policy>,
+    pub raw: Option<&'a Policy>,
     /// The model whose parameter ids key `optimizer`'s state (the raw weights).
-    pub optimized: &'a S1Policy,
+    pub optimized: &'a Policy,
     /// The optimizer.
     pub optimizer: &'a ModuleOptimizer,
 }
 
 /// Writes the deployable part of a policy (head, null plan, normalization) into `dir`.
-fn write_weights(policy: &S1Policy, dir: &Path) -> Result<(), TrainError> {
+fn write_weights(policy: &Policy, dir: &Path) -> Result<(), TrainError> {
     policy.head.save(dir)?;
     let mut t = BTreeMap::new();
     t.insert(
@@ -62,6 +66,10 @@ fn write_weights(policy: &S1Policy, dir: &Path) -> Result<(), TrainError> {
         HostTensor::from_tensor(policy.null_plan.val())?,
     );
     write_safetensors(&dir.join("null_plan.safetensors"), &t)?;
+    if let (Some(planner), Some(prompt)) = (&policy.planner, &policy.prompt) {
+        planner.save(dir)?;
+        save_tokenizer(prompt, dir)?;
+    }
     let norm = serde_json::to_string_pretty(&policy.normalizer)
         .map_err(|e| TrainError::config(dir.join("normalization.json"), e.to_string()))?;
     write(&dir.join("normalization.json"), norm.as_bytes())
@@ -76,7 +84,7 @@ impl ModuleVisitor for IdCollector {
 }
 
 /// Ids of `model`'s float parameters in visit order.
-fn param_ids(model: &S1Policy) -> Vec<u64> {
+fn param_ids(model: &Policy) -> Vec<u64> {
     let mut c = IdCollector(Vec::new());
     model.visit(&mut c);
     c.0
@@ -97,7 +105,7 @@ impl ModuleMapper for IdSetter<'_> {
 /// Writes `policy` (the deployable weights) after `step` optimizer steps of `config` to `dir`
 /// (atomically replaced), with the training state needed to resume when given.
 pub fn save_checkpoint(
-    policy: &S1Policy,
+    policy: &Policy,
     config: &TrainConfig,
     step: usize,
     dir: &Path,
@@ -149,7 +157,7 @@ pub fn save_checkpoint(
 
 /// Loads the weights, null plan and normalization in `dir` (a checkpoint or its
 /// `train_state/raw`).
-fn read_weights(dir: &Path, device: &Device) -> Result<S1Policy, TrainError> {
+fn read_weights(dir: &Path, device: &Device) -> Result<Policy, TrainError> {
     let (head, _) = ActionHead::load(dir, device, &LoadOptions::default())?;
     let plan_path = dir.join("null_plan.safetensors");
     let tensors = read_safetensors(&plan_path)?;
@@ -199,11 +207,19 @@ fn read_weights(dir: &Path, device: &Device) -> Result<S1Policy, TrainError> {
             ),
         ));
     }
-    Ok(S1Policy {
+    let mut policy = Policy {
         head,
         null_plan,
+        planner: None,
+        prompt: None,
         normalizer,
-    })
+    };
+    if dir.join(PLANNER_CONFIG_FILE).is_file() {
+        let (planner, _) = Planner::load(dir, device)?;
+        let prompt = PromptEncoder::load(&dir.join(TOKENIZER_FILE), planner.config.prompt.clone())?;
+        policy = policy.with_planner(planner, prompt)?;
+    }
+    Ok(policy)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
@@ -216,7 +232,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainErro
 pub fn load_checkpoint(
     dir: &Path,
     device: &Device,
-) -> Result<(S1Policy, TrainConfig, usize), TrainError> {
+) -> Result<(Policy, TrainConfig, usize), TrainError> {
     let policy = read_weights(dir, device)?;
     let config = TrainConfig::load(&dir.join("train.toml"))?;
     let state_path = dir.join("state.json");
@@ -230,9 +246,9 @@ pub fn load_checkpoint(
 /// What [`load_training_state`] restores.
 pub struct Resumed {
     /// The weights being optimized (parameter ids as when saved).
-    pub model: S1Policy,
+    pub model: Policy,
     /// The EMA weights, when the checkpoint has them.
-    pub ema: Option<S1Policy>,
+    pub ema: Option<Policy>,
     /// The optimizer with its moments.
     pub optimizer: ModuleOptimizer,
     /// The training configuration.

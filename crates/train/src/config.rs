@@ -35,6 +35,129 @@ pub struct HeadSize {
     pub inference_steps: usize,
 }
 
+/// Components of the planner that can be frozen (as GR00T freezes its VLM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannerPart {
+    /// The SigLIP tower.
+    Vision,
+    /// The connector (`mlp1`).
+    Connector,
+    /// The language model.
+    Language,
+}
+
+/// System 2's size when it is trained jointly with System 1 (`[planner]`). The tokenizer is a
+/// word-level vocabulary built from the datasets' task strings at the start of training (its
+/// size must stay below `vocab_size`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerSize {
+    /// Dataset camera features fed to the planner, one view each (e.g.
+    /// `observation.images.head`).
+    pub cameras: Vec<String>,
+    /// Square input size (px); camera frames are resized to it.
+    pub image_size: usize,
+    /// Patch size (px); must divide `image_size`.
+    pub patch_size: usize,
+    /// SigLIP layers.
+    pub vision_layers: usize,
+    /// SigLIP width.
+    pub vision_width: usize,
+    /// SigLIP heads.
+    pub vision_heads: usize,
+    /// SigLIP MLP width.
+    pub vision_mlp: usize,
+    /// `s`: `s×s` patches per image token.
+    #[serde(default = "one")]
+    pub pixel_shuffle: usize,
+    /// `linear` or `mlp`.
+    pub connector: bicameral_policy::ConnectorKind,
+    /// LM layers (all run: `select_layer` = this).
+    pub lm_layers: usize,
+    /// LM width (= the plan width, `head.plan_dim`).
+    pub lm_width: usize,
+    /// LM query heads.
+    pub lm_heads: usize,
+    /// LM key/value heads.
+    pub lm_kv_heads: usize,
+    /// LM head width.
+    pub lm_head_dim: usize,
+    /// LM MLP width.
+    pub lm_mlp: usize,
+    /// Embedding rows (≥ the tokenizer's vocabulary).
+    pub vocab_size: usize,
+    /// Token budget for the instruction.
+    pub max_text_tokens: usize,
+    /// Weight of the auxiliary subgoal loss (0 = no subgoal head). Labels: the episode
+    /// metadata's `subgoal` array (6 values: where the object is and where it must go, m);
+    /// episodes without it do not contribute.
+    #[serde(default)]
+    pub subgoal_weight: f32,
+    /// Parts that do not train.
+    #[serde(default)]
+    pub freeze: Vec<PlannerPart>,
+}
+
+/// Values in a subgoal: object position and destination, `[x, y, z]` each (m, world frame).
+pub const SUBGOAL_DIM: usize = 6;
+
+fn one() -> usize {
+    1
+}
+
+impl PlannerSize {
+    /// The planner architecture for a tokenizer built from the data.
+    pub fn planner_config(&self) -> Result<bicameral_policy::PlannerConfig, String> {
+        let vision = serde_json::json!({
+            "model_type": "siglip_vision_model",
+            "hidden_size": self.vision_width,
+            "intermediate_size": self.vision_mlp,
+            "num_attention_heads": self.vision_heads,
+            "num_hidden_layers": self.vision_layers,
+            "image_size": self.image_size,
+            "patch_size": self.patch_size,
+            "num_channels": 3,
+            "hidden_act": "gelu_pytorch_tanh",
+            "layer_norm_eps": 1e-6
+        });
+        let text = serde_json::json!({
+            "model_type": "qwen3",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.lm_width,
+            "intermediate_size": self.lm_mlp,
+            "num_hidden_layers": self.lm_layers,
+            "num_attention_heads": self.lm_heads,
+            "num_key_value_heads": self.lm_kv_heads,
+            "head_dim": self.lm_head_dim,
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 10000.0,
+            "tie_word_embeddings": true,
+            "max_position_embeddings": 4096
+        });
+        let c = bicameral_policy::PlannerConfig {
+            vision: serde_json::from_value(vision).map_err(|e| e.to_string())?,
+            text: serde_json::from_value(text).map_err(|e| e.to_string())?,
+            select_layer: self.lm_layers,
+            pixel_shuffle: self.pixel_shuffle,
+            connector: self.connector,
+            project_to_dim: None,
+            num_views: self.cameras.len(),
+            subgoal_dim: if self.subgoal_weight > 0.0 {
+                SUBGOAL_DIM
+            } else {
+                0
+            },
+            prompt: bicameral_policy::PromptConfig {
+                max_text_tokens: self.max_text_tokens,
+                ..bicameral_policy::PromptConfig::default()
+            },
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
 /// AdamW with linear warm-up and cosine decay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +215,9 @@ pub struct TrainConfig {
     pub head: HeadSize,
     /// The optimizer.
     pub optim: OptimConfig,
+    /// System 2, trained jointly (absent: System 1 alone on its learned null plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<PlannerSize>,
 }
 
 impl TrainConfig {
@@ -131,6 +257,34 @@ impl TrainConfig {
                 "head.plan_dim ({}) must be divisible by head.adapter_heads ({})",
                 h.plan_dim, h.adapter_heads
             ));
+        }
+        if let Some(p) = &self.planner {
+            if p.cameras.is_empty() {
+                return Err("planner.cameras must name at least one camera feature".into());
+            }
+            if p.lm_width != h.plan_dim {
+                return Err(format!(
+                    "planner.lm_width ({}) must equal head.plan_dim ({}): the plan tokens are the LM's output",
+                    p.lm_width, h.plan_dim
+                ));
+            }
+            if p.image_size == 0 || p.patch_size == 0 || !p.image_size.is_multiple_of(p.patch_size)
+            {
+                return Err(format!(
+                    "planner.patch_size ({}) must divide planner.image_size ({})",
+                    p.patch_size, p.image_size
+                ));
+            }
+            if p.vision_heads == 0 || !p.vision_width.is_multiple_of(p.vision_heads) {
+                return Err(format!(
+                    "planner.vision_width ({}) must be divisible by planner.vision_heads ({})",
+                    p.vision_width, p.vision_heads
+                ));
+            }
+            if !(p.subgoal_weight.is_finite() && p.subgoal_weight >= 0.0) {
+                return Err("planner.subgoal_weight must be ≥ 0".into());
+            }
+            p.planner_config().map_err(|m| format!("planner: {m}"))?;
         }
         let o = &self.optim;
         if !(o.lr.is_finite() && o.lr > 0.0) {

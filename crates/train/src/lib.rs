@@ -2,7 +2,7 @@
 //! LeRobot datasets ([`bicameral_dataset`]).
 //!
 //! * [`TrainConfig`]: the head's size and the optimisation settings (TOML, `models/*.toml`).
-//! * [`S1Policy`]: the head plus a learned "null plan" (the plan tokens System 1 sees when it
+//! * [`Policy`]: the head plus a learned "null plan" (the plan tokens System 1 sees when it
 //!   is trained alone, without System 2), with the dataset's normalization statistics.
 //! * [`train_s1`]: flow-matching loss with Beta-distributed time, AdamW, linear warm-up +
 //!   cosine decay, global gradient-norm clipping (PyTorch `clip_grad_norm_` semantics),
@@ -23,7 +23,7 @@ pub mod rng;
 pub mod trainer;
 
 pub use checkpoint::{Resumed, TrainState, load_checkpoint, load_training_state, save_checkpoint};
-pub use config::{HeadSize, OptimConfig, TrainConfig};
+pub use config::{HeadSize, OptimConfig, PlannerPart, PlannerSize, TrainConfig};
 pub use error::TrainError;
-pub use policy::{EmbodimentNorm, Normalizer, S1Policy};
+pub use policy::{EmbodimentNorm, Normalizer, Policy, View};
 pub use trainer::{StepInfo, TrainReport, train_s1};

@@ -4,7 +4,10 @@
 use bicameral_dataset::DatasetInfo;
 use bicameral_policy::burn::module::{Module, Param};
 use bicameral_policy::burn::tensor::{Device, Tensor, TensorData};
-use bicameral_policy::{ActionHead, FlowmatchingActionHeadConfig, InitialNoise, RtcPrefix};
+use bicameral_policy::{
+    ActionHead, FlowmatchingActionHeadConfig, InitialNoise, PlanOutput, Planner, PromptEncoder,
+    RtcPrefix, preprocess_image,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -187,14 +190,31 @@ impl Normalizer {
     }
 }
 
-/// The trainable System 1: the action head and a learned null plan `[P, Db]` that stands in
-/// for System 2's plan tokens when System 1 is trained and run alone.
+/// One camera frame for the planner: RGB u8 `[height][width][3]`.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Pixels, row-major.
+    pub rgb: &'a [u8],
+    /// Width (px).
+    pub width: usize,
+    /// Height (px).
+    pub height: usize,
+}
+
+/// The trainable policy: System 1 (the action head and a learned null plan `[P, Db]` that
+/// stands in for System 2's plan tokens when System 1 runs alone) and, when trained jointly,
+/// System 2 (the planner and its prompt encoder).
 #[derive(Module, Debug)]
-pub struct S1Policy {
+pub struct Policy {
     /// The flow-matching action head.
     pub head: ActionHead,
     /// Learned plan tokens `[P, Db]`.
     pub null_plan: Param<Tensor<2>>,
+    /// System 2, when the policy has one.
+    pub planner: Option<Planner>,
+    /// The planner's tokenizer and prompt layout (present with `planner`).
+    #[module(skip)]
+    pub prompt: Option<PromptEncoder>,
     /// Normalization statistics (travel with the checkpoint).
     #[module(skip)]
     pub normalizer: Normalizer,
@@ -204,7 +224,7 @@ fn policy_err(message: String) -> TrainError {
     TrainError::Policy(bicameral_policy::PolicyError::Config(message))
 }
 
-impl S1Policy {
+impl Policy {
     /// A freshly initialized policy (deterministic in `seed`).
     pub fn init(
         config: &FlowmatchingActionHeadConfig,
@@ -227,8 +247,88 @@ impl S1Policy {
         Ok(Self {
             head,
             null_plan,
+            planner: None,
+            prompt: None,
             normalizer,
         })
+    }
+
+    /// Adds System 2; its plan width must be the head's `backbone_embedding_dim`.
+    pub fn with_planner(
+        mut self,
+        planner: Planner,
+        prompt: PromptEncoder,
+    ) -> Result<Self, TrainError> {
+        let (dp, db) = (
+            planner.config.plan_dim(),
+            self.head.config.backbone_embedding_dim,
+        );
+        if dp != db {
+            return Err(policy_err(format!(
+                "the planner's plan width {dp} differs from the head's backbone_embedding_dim {db}"
+            )));
+        }
+        self.planner = Some(planner);
+        self.prompt = Some(prompt);
+        Ok(self)
+    }
+
+    /// Planner input for a batch of observations: `views[b]` holds observation b's camera
+    /// frames (one per planner view) and `instructions[b]` its instruction. Returns
+    /// `pixels [B·V, 3, S, S]` on the planner's device and the encoded prompts.
+    pub fn planner_input(
+        &self,
+        views: &[Vec<View<'_>>],
+        instructions: &[&str],
+    ) -> Result<(Tensor<4>, Vec<bicameral_policy::Prompt>), TrainError> {
+        let (Some(planner), Some(prompt)) = (&self.planner, &self.prompt) else {
+            return Err(policy_err("the policy has no planner (System 2)".into()));
+        };
+        let c = &planner.config;
+        let size = c.vision.image_size;
+        let mut px = Vec::with_capacity(views.len() * c.num_views * 3 * size * size);
+        for (b, obs) in views.iter().enumerate() {
+            if obs.len() != c.num_views {
+                return Err(policy_err(format!(
+                    "observation {b} has {} camera frames, the planner takes {}",
+                    obs.len(),
+                    c.num_views
+                )));
+            }
+            for (i, v) in obs.iter().enumerate() {
+                if v.width == 0 || v.height == 0 || v.rgb.len() != v.width * v.height * 3 {
+                    return Err(policy_err(format!(
+                        "observation {b}, view {i}: {} bytes for a {}×{} RGB image",
+                        v.rgb.len(),
+                        v.width,
+                        v.height
+                    )));
+                }
+                px.extend(preprocess_image(v.rgb, v.width, v.height, size));
+            }
+        }
+        let n = views.len() * c.num_views;
+        let pixels = Tensor::from_data(TensorData::new(px, [n, 3, size, size]), &planner.device());
+        let image_tokens = c.num_views * c.tokens_per_view();
+        let prompts = instructions
+            .iter()
+            .map(|t| prompt.encode(t, image_tokens))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((pixels, prompts))
+    }
+
+    /// System 2 on one observation: plan tokens `[1, S, Db]`, masks and subgoal.
+    pub fn plan_observation(
+        &self,
+        views: &[View<'_>],
+        instruction: &str,
+    ) -> Result<PlanOutput, TrainError> {
+        let (pixels, prompts) = self.planner_input(&[views.to_vec()], &[instruction])?;
+        let planner = self
+            .planner
+            .as_ref()
+            .ok_or_else(|| policy_err("the policy has no planner (System 2)".into()))?;
+        Ok(planner.forward(pixels, &prompts)?)
     }
 
     /// The plan tokens for a batch of `b`: `[b, P, Db]`.
@@ -276,17 +376,29 @@ impl S1Policy {
     }
 
     /// One chunk of `H` actions (physical units, the embodiment's action layout) for a
-    /// physical `state` of embodiment `embodiment`: K Euler steps from seeded noise.
+    /// physical `state` of embodiment `embodiment`: K Euler steps from seeded noise, on the
+    /// learned null plan (System 1 alone).
     pub fn act(
         &self,
         embodiment: usize,
         state: &[f32],
         seed: u64,
     ) -> Result<Vec<Vec<f32>>, TrainError> {
+        self.act_with_plan(embodiment, state, self.plan(1), seed)
+    }
+
+    /// Like [`act`](Self::act) on System 2's plan tokens `plan [1, S, Db]`.
+    pub fn act_with_plan(
+        &self,
+        embodiment: usize,
+        state: &[f32],
+        plan: Tensor<3>,
+        seed: u64,
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
         let norm = self.embodiment(embodiment)?;
         let s = self.state_tensor(norm, state)?;
         let out = self.head.get_action(
-            self.plan(1),
+            plan,
             s,
             &[embodiment as i64],
             InitialNoise::Seed(seed),

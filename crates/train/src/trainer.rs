@@ -8,11 +8,12 @@ use bicameral_policy::burn::module::{Module, ModuleMapper, ModuleVisitor, Param}
 use bicameral_policy::burn::optim::{AdamWConfig, GradientsParams};
 use bicameral_policy::burn::tensor::{Device, Tensor, TensorData};
 use bicameral_policy::rng::Rng;
+use bicameral_policy::{Planner, PromptEncoder, word_level_tokenizer_json};
 
 use crate::checkpoint::{TrainState, load_training_state, save_checkpoint};
-use crate::config::TrainConfig;
+use crate::config::{PlannerPart, PlannerSize, SUBGOAL_DIM, TrainConfig};
 use crate::error::TrainError;
-use crate::policy::{EmbodimentNorm, Normalizer, S1Policy};
+use crate::policy::{EmbodimentNorm, Normalizer, Policy, View};
 use crate::rng::beta;
 
 /// What a run did.
@@ -57,7 +58,7 @@ impl ModuleVisitor for ScaleVisitor<'_> {
 
 /// Clips the global L2 norm of `grads` to `max_norm` (PyTorch `clip_grad_norm_`); returns the
 /// norm before clipping.
-fn clip_global_norm(model: &S1Policy, grads: &mut GradientsParams, max_norm: f32) -> f32 {
+fn clip_global_norm(model: &Policy, grads: &mut GradientsParams, max_norm: f32) -> f32 {
     let mut v = NormVisitor { grads, sum: 0.0 };
     model.visit(&mut v);
     let norm = v.sum.sqrt() as f32;
@@ -82,6 +83,8 @@ pub struct StepInfo {
     pub lr: f64,
     /// Global gradient L2 norm before clipping (NaN when clipping is off).
     pub grad_norm: f32,
+    /// Auxiliary subgoal loss (mean squared error, m²; NaN without a subgoal head or labels).
+    pub subgoal_loss: f32,
 }
 
 /// Collects the inner (non-autodiff) values of every float parameter, in visit order.
@@ -114,7 +117,7 @@ impl ModuleMapper for EmaUpdate {
     }
 }
 
-fn ema_update(ema: S1Policy, model: &S1Policy, decay: f32) -> S1Policy {
+fn ema_update(ema: Policy, model: &Policy, decay: f32) -> Policy {
     let mut c = ValueCollector(Vec::new());
     model.visit(&mut c);
     ema.map(&mut EmaUpdate {
@@ -135,18 +138,48 @@ struct Batch {
     actions: Tensor<3>,
     mask: Tensor<3>,
     embodiment: Vec<i64>,
+    /// Planner input, when System 2 trains too.
+    observation: Option<Observation>,
+}
+
+/// What System 2 sees in a batch.
+struct Observation {
+    /// `[B·V, 3, S, S]`.
+    pixels: Tensor<4>,
+    prompts: Vec<bicameral_policy::Prompt>,
+    /// Subgoal labels `[B, SUBGOAL_DIM]` and their mask `[B, SUBGOAL_DIM]` (0 = no label).
+    subgoal: Tensor<2>,
+    subgoal_mask: Tensor<2>,
+}
+
+/// The subgoal label of an episode: its metadata's `subgoal` array, when it has one.
+fn subgoal_label(ds: &Dataset, episode: usize) -> Option<Vec<f32>> {
+    let v = ds.episode_meta(episode).ok()?.get("subgoal")?.as_array()?;
+    let out: Vec<f32> = v
+        .iter()
+        .filter_map(|x| x.as_f64())
+        .map(|x| x as f32)
+        .collect();
+    (out.len() == SUBGOAL_DIM && v.len() == SUBGOAL_DIM).then_some(out)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn sample_batch(
     sources: &[Source],
     frames: &[(usize, usize, usize)],
-    norm: &Normalizer,
+    model: &Policy,
+    cameras: &[String],
     horizon: usize,
     b: usize,
     rng: &mut Rng,
     device: &Device,
 ) -> Result<Batch, TrainError> {
+    let norm = &model.normalizer;
+    let with_images = model.planner.is_some();
+    let mut images: Vec<Vec<bicameral_dataset::Image>> = Vec::new();
+    let mut tasks = Vec::new();
+    let mut labels = Vec::new();
+    let mut label_mask = Vec::new();
     let (ws, wa) = (norm.max_state_dim(), norm.max_action_dim());
     let mut state = Vec::with_capacity(b * ws);
     let mut actions = Vec::with_capacity(b * horizon * wa);
@@ -156,7 +189,33 @@ fn sample_batch(
         let (src, ep, t) = frames[(rng.next_u64() % frames.len() as u64) as usize];
         let src = &sources[src];
         let en = &norm.embodiments[src.embodiment];
-        let s = src.ds.sample(ep, t, horizon, false)?;
+        let mut s = src.ds.sample(ep, t, horizon, with_images)?;
+        if with_images {
+            let mut views = Vec::with_capacity(cameras.len());
+            for key in cameras {
+                let i = s.images.iter().position(|(k, _)| k == key).ok_or_else(|| {
+                    TrainError::Dataset {
+                        dir: src.ds.dir().to_path_buf(),
+                        message: format!(
+                            "camera \"{key}\" (planner.cameras) missing at episode {ep}, frame {t}"
+                        ),
+                    }
+                })?;
+                views.push(s.images.swap_remove(i).1);
+            }
+            images.push(views);
+            tasks.push(std::mem::take(&mut s.task));
+            match subgoal_label(&src.ds, ep) {
+                Some(l) => {
+                    labels.extend(l);
+                    label_mask.extend([1.0f32; SUBGOAL_DIM]);
+                }
+                None => {
+                    labels.extend([0.0f32; SUBGOAL_DIM]);
+                    label_mask.extend([0.0f32; SUBGOAL_DIM]);
+                }
+            }
+        }
         state.extend(en.state(&s.state, ws));
         for (a, m) in s.actions.iter().zip(&s.action_mask) {
             actions.extend(en.action(a, wa));
@@ -166,12 +225,97 @@ fn sample_batch(
         }
         embodiment.push(src.embodiment as i64);
     }
+    let observation = if with_images {
+        let views: Vec<Vec<View<'_>>> = images
+            .iter()
+            .map(|obs| {
+                obs.iter()
+                    .map(|im| View {
+                        rgb: &im.rgb,
+                        width: im.width as usize,
+                        height: im.height as usize,
+                    })
+                    .collect()
+            })
+            .collect();
+        let task_refs: Vec<&str> = tasks.iter().map(String::as_str).collect();
+        let (pixels, prompts) = model.planner_input(&views, &task_refs)?;
+        Some(Observation {
+            pixels,
+            prompts,
+            subgoal: Tensor::from_data(TensorData::new(labels, [b, SUBGOAL_DIM]), device),
+            subgoal_mask: Tensor::from_data(TensorData::new(label_mask, [b, SUBGOAL_DIM]), device),
+        })
+    } else {
+        None
+    };
     Ok(Batch {
         state: Tensor::from_data(TensorData::new(state, [b, 1, ws]), device),
         actions: Tensor::from_data(TensorData::new(actions, [b, horizon, wa]), device),
         mask: Tensor::from_data(TensorData::new(mask, [b, horizon, wa]), device),
         embodiment,
+        observation,
     })
+}
+
+/// A word-level tokenizer over every task string of the datasets, and a fresh planner.
+fn new_planner(
+    p: &PlannerSize,
+    sources: &[Source],
+    datasets: &[PathBuf],
+    device: &Device,
+    seed: u64,
+) -> Result<(Planner, PromptEncoder), TrainError> {
+    for (src, dir) in sources.iter().zip(datasets) {
+        let keys = src.ds.info().camera_keys();
+        if let Some(missing) = p.cameras.iter().find(|c| !keys.contains(&c.as_str())) {
+            return Err(TrainError::Dataset {
+                dir: dir.clone(),
+                message: format!(
+                    "no camera feature \"{missing}\" (planner.cameras); the dataset has {keys:?}"
+                ),
+            });
+        }
+    }
+    let json = word_level_tokenizer_json(
+        sources
+            .iter()
+            .flat_map(|s| s.ds.info().tasks.iter().map(String::as_str)),
+    );
+    let origin = Path::new("tokenizer.json");
+    let tokenizer = bicameral_policy::text::tokenizer_from_json(&json, origin)?;
+    let vocab = tokenizer.get_vocab_size(true);
+    if vocab > p.vocab_size {
+        return Err(TrainError::config(
+            PathBuf::from("planner.vocab_size"),
+            format!(
+                "the datasets' instructions have {vocab} distinct words and tokens, more than planner.vocab_size = {}",
+                p.vocab_size
+            ),
+        ));
+    }
+    let cfg = p
+        .planner_config()
+        .map_err(|m| TrainError::config(PathBuf::from("[planner]"), m))?;
+    let prompt = PromptEncoder::new(tokenizer, cfg.prompt.clone(), origin)?;
+    let planner = Planner::init(&cfg, device, seed ^ 0x5e2)?;
+    tracing::info!(vocab, plan_tokens = cfg.plan_tokens(), "new planner");
+    Ok((planner, prompt))
+}
+
+/// Stops gradients of the frozen planner parts.
+fn freeze(mut model: Policy, parts: &[PlannerPart]) -> Policy {
+    if let Some(mut p) = model.planner.take() {
+        for part in parts {
+            match part {
+                PlannerPart::Vision => p.vision = p.vision.no_grad(),
+                PlannerPart::Connector => p.connector = p.connector.no_grad(),
+                PlannerPart::Language => p.language = p.language.no_grad(),
+            }
+        }
+        model.planner = Some(p);
+    }
+    model
 }
 
 /// Opens the datasets; datasets with the same `robot_type` share one embodiment (statistics
@@ -201,7 +345,7 @@ fn open_sources(datasets: &[PathBuf]) -> Result<(Vec<Source>, Normalizer), Train
 
 /// Trains System 1 on the LeRobot datasets `datasets` (mixed in every batch, uniformly over
 /// their frames; one embodiment per `robot_type`) with `config`, writing checkpoints to
-/// `out/checkpoint` and the loss curve to `out/loss.csv` (`step,loss,lr,grad_norm`). With
+/// `out/checkpoint` and the loss curve to `out/loss.csv` (`step,loss,lr,grad_norm,subgoal_loss`). With
 /// `resume`, continues exactly from `out/checkpoint` (weights, EMA, AdamW moments, step; the
 /// batches are a function of seed and step, so a resumed run equals an uninterrupted one).
 /// `on_step` is called after every step (progress display, loss curves); when it returns `false`
@@ -236,13 +380,12 @@ pub fn train_s1(
         .with_epsilon(o.eps)
         .with_weight_decay(o.weight_decay)
         .init();
-    let (mut model, mut ema, mut optim, start) = if resume && ckpt_dir.join("state.json").is_file()
-    {
+    let (model, mut ema, mut optim, start) = if resume && ckpt_dir.join("state.json").is_file() {
         let r = load_training_state(&ckpt_dir, &device, optim)?;
-        if r.config.head != config.head {
+        if r.config.head != config.head || r.config.planner != config.planner {
             return Err(TrainError::config(
                 ckpt_dir.join("train.toml"),
-                "the checkpoint's [head] differs from the configuration given; resume with the same model size",
+                "the checkpoint's [head] or [planner] differs from the configuration given; resume with the same model",
             ));
         }
         if r.model.normalizer.embodiments.len() != data_norm.embodiments.len()
@@ -277,16 +420,32 @@ pub fn train_s1(
             data_norm.max_action_dim(),
             data_norm.embodiments.len(),
         )?;
-        let model = S1Policy::init(
+        let mut model = Policy::init(
             &head_cfg,
             config.head.plan_tokens,
             data_norm,
             &device,
             config.seed,
         )?;
+        if let Some(p) = &config.planner {
+            let (planner, prompt) = new_planner(p, &sources, datasets, &device, config.seed)?;
+            model = model.with_planner(planner, prompt)?;
+        }
         let ema = o.ema_decay.map(|_| model.valid());
         (model, ema, optim, 0)
     };
+    let frozen = config
+        .planner
+        .as_ref()
+        .map(|p| p.freeze.clone())
+        .unwrap_or_default();
+    let model = freeze(model, &frozen);
+    let cameras = config
+        .planner
+        .as_ref()
+        .map(|p| p.cameras.clone())
+        .unwrap_or_default();
+    let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let csv_path = out.join("loss.csv");
     let mut csv = std::fs::OpenOptions::new()
@@ -296,9 +455,11 @@ pub fn train_s1(
         .map_err(|e| TrainError::io(&csv_path, e))?;
     if start == 0 {
         csv.set_len(0).map_err(|e| TrainError::io(&csv_path, e))?;
-        writeln!(csv, "step,loss,lr,grad_norm").map_err(|e| TrainError::io(&csv_path, e))?;
+        writeln!(csv, "step,loss,lr,grad_norm,subgoal_loss")
+            .map_err(|e| TrainError::io(&csv_path, e))?;
     }
 
+    let mut model = model;
     let hc = model.head.config.clone();
     let h = hc.action_horizon;
     let mut losses = Vec::new();
@@ -308,15 +469,7 @@ pub fn train_s1(
         // same batches as an uninterrupted one.
         let mut rng = Rng::new(config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let b = config.batch_size;
-        let batch = sample_batch(
-            &sources,
-            &frames,
-            &model.normalizer,
-            h,
-            b,
-            &mut rng,
-            &device,
-        )?;
+        let batch = sample_batch(&sources, &frames, &model, &cameras, h, b, &mut rng, &device)?;
         let t: Vec<f32> = (0..b)
             .map(|_| {
                 let u = beta(&mut rng, hc.noise_beta_alpha, hc.noise_beta_beta);
@@ -324,8 +477,24 @@ pub fn train_s1(
             })
             .collect();
         let noise = rng.normal_vec(b * h * hc.action_dim);
+        let (plan, subgoal_loss) = match (&model.planner, batch.observation) {
+            (Some(planner), Some(obs)) => {
+                let out = planner.forward(obs.pixels, &obs.prompts)?;
+                let sg = match out.subgoal {
+                    Some(pred) if subgoal_weight > 0.0 => {
+                        let m = obs.subgoal_mask;
+                        let d = (pred - obs.subgoal) * m.clone();
+                        let n = m.sum().clamp_min(1.0);
+                        Some(d.square().sum() / n)
+                    }
+                    _ => None,
+                };
+                (out.tokens, sg)
+            }
+            _ => (model.plan(b), None),
+        };
         let out_loss = model.head.flow_matching_loss(
-            model.plan(b),
+            plan,
             batch.state,
             &batch.embodiment,
             batch.actions,
@@ -333,11 +502,19 @@ pub fn train_s1(
             Tensor::from_data(TensorData::new(t, [b]), &device),
             batch.mask,
         )?;
-        let loss = out_loss.loss.clone().into_scalar::<f32>();
+        let flow_loss = out_loss.loss;
+        let loss = flow_loss.clone().into_scalar::<f32>();
+        let (total, subgoal_loss) = match subgoal_loss {
+            Some(sg) => {
+                let v = sg.clone().into_scalar::<f32>();
+                (flow_loss + sg.mul_scalar(subgoal_weight), v)
+            }
+            None => (flow_loss, f32::NAN),
+        };
         if !loss.is_finite() {
             return Err(TrainError::Diverged { step, loss });
         }
-        let mut grads = GradientsParams::from_grads(out_loss.loss.backward(), &model);
+        let mut grads = GradientsParams::from_grads(total.backward(), &model);
         let grad_norm = match o.grad_clip_norm {
             Some(c) => clip_global_norm(&model, &mut grads, c),
             None => f32::NAN,
@@ -348,7 +525,7 @@ pub fn train_s1(
             let d = decay.min((1.0 + step as f64) / (10.0 + step as f64)) as f32;
             ema = Some(ema_update(e, &model, d));
         }
-        writeln!(csv, "{step},{loss},{lr},{grad_norm}")
+        writeln!(csv, "{step},{loss},{lr},{grad_norm},{subgoal_loss}")
             .map_err(|e| TrainError::io(&csv_path, e))?;
         losses.push((step, loss));
         let go_on = on_step(&StepInfo {
@@ -356,6 +533,7 @@ pub fn train_s1(
             loss,
             lr,
             grad_norm,
+            subgoal_loss,
         });
         let done = step + 1;
         if done % config.checkpoint_every == 0 || done == config.steps || !go_on {

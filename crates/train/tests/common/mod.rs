@@ -43,5 +43,6 @@ pub fn tiny_config(steps: usize, seed: u64, ema_decay: Option<f64>) -> TrainConf
             grad_clip_norm: Some(1.0),
             ema_decay,
         },
+        planner: None,
     }
 }

@@ -1,0 +1,290 @@
+//! System 2 + System 1 trained jointly: the flow-matching loss reaches the planner, the plan
+//! carries the instruction and the image (data where neither the state nor System 1 alone can
+//! tell the episodes apart), the subgoal head learns its labels, frozen parts stay frozen, and
+//! the checkpoint round-trips the planner and its tokenizer.
+
+#![allow(clippy::needless_range_loop)] // episodes are indexed by number on purpose
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
+use bicameral_policy::HostTensor;
+use bicameral_train::config::{PlannerPart, PlannerSize};
+use bicameral_train::policy::View;
+use bicameral_train::{TrainConfig, load_checkpoint, train_s1};
+use common::{tiny_config, tmp};
+
+const SIDE: usize = 16;
+const T: usize = 24;
+
+/// The four episodes: (instruction, image colour, direction, amplitude).
+const EPISODES: [(&str, [u8; 3], f32, f32); 4] = [
+    ("go left", [220, 30, 30], 1.0, 1.0),
+    ("go left", [30, 30, 220], 1.0, 0.5),
+    ("go right", [220, 30, 30], -1.0, 1.0),
+    ("go right", [30, 30, 220], -1.0, 0.5),
+];
+
+fn action(ep: usize, t: usize) -> Vec<f32> {
+    let (_, _, dir, amp) = EPISODES[ep];
+    let x = t as f32 * 0.25;
+    vec![
+        dir * amp * (0.2 + 0.6 * x.sin()),
+        amp * (0.4 * (0.5 * x).cos()),
+    ]
+}
+
+fn image(ep: usize) -> Vec<u8> {
+    let c = EPISODES[ep].1;
+    (0..SIDE * SIDE).flat_map(|_| c).collect()
+}
+
+fn subgoal(ep: usize) -> [f32; 6] {
+    let (_, _, dir, amp) = EPISODES[ep];
+    [0.3 * dir, 0.2 * amp, 0.8, -0.3 * dir, 0.1, 0.8]
+}
+
+/// One 2-DoF embodiment; the state is the time only (the same in every episode), so what to do
+/// comes from the instruction (sign) and the image (amplitude).
+fn write_dataset(dir: &Path) {
+    let spec = DatasetSpec {
+        fps: 10.0,
+        robot_type: "toy_arm".into(),
+        state_names: vec!["phase".into(), "zero".into()],
+        action_names: vec!["j0".into(), "j1".into()],
+        state_slices: vec![("arm".into(), 0, 2)],
+        action_slices: vec![("arm".into(), 0, 2)],
+        cameras: vec![("head".into(), SIDE as u32, SIDE as u32)],
+        video: false,
+    };
+    let mut w = DatasetWriter::create(dir, Format::LeRobotV30, spec, false).unwrap();
+    for ep in 0..EPISODES.len() {
+        let frames = (0..T)
+            .map(|t| Frame {
+                state: vec![t as f32 / T as f32, 0.0],
+                action: action(ep, t),
+                images: vec![image(ep)],
+            })
+            .collect();
+        w.write_episode(&Episode {
+            task: EPISODES[ep].0.into(),
+            frames,
+            meta: serde_json::json!({ "subgoal": subgoal(ep) }),
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn planner_size(freeze: Vec<PlannerPart>) -> PlannerSize {
+    PlannerSize {
+        cameras: vec!["observation.images.head".into()],
+        image_size: 16,
+        patch_size: 8,
+        vision_layers: 1,
+        vision_width: 16,
+        vision_heads: 2,
+        vision_mlp: 32,
+        pixel_shuffle: 1,
+        connector: bicameral_policy::ConnectorKind::Mlp,
+        lm_layers: 1,
+        lm_width: 16,
+        lm_heads: 2,
+        lm_kv_heads: 1,
+        lm_head_dim: 8,
+        lm_mlp: 32,
+        vocab_size: 16,
+        max_text_tokens: 4,
+        subgoal_weight: 0.5,
+        freeze,
+    }
+}
+
+fn dual_config(steps: usize) -> TrainConfig {
+    let mut c = tiny_config(steps, 5, None);
+    c.planner = Some(planner_size(vec![]));
+    c
+}
+
+fn mean_last(losses: &[(usize, f32)], n: usize) -> f32 {
+    let tail = &losses[losses.len() - n..];
+    tail.iter().map(|(_, l)| l).sum::<f32>() / n as f32
+}
+
+/// Mean absolute error of sampled chunks against the demonstrations, over all episodes and a
+/// few start frames; `with_plan` runs System 2 on the episode's image and instruction.
+fn chunk_error(policy: &bicameral_train::Policy, with_plan: bool) -> f32 {
+    let h = policy.head.config.action_horizon;
+    let (mut sum, mut n) = (0.0f32, 0usize);
+    for ep in 0..EPISODES.len() {
+        let img = image(ep);
+        for t0 in [0usize, 6, 12] {
+            let state = [t0 as f32 / T as f32, 0.0];
+            let chunk = if with_plan {
+                let view = View {
+                    rgb: &img,
+                    width: SIDE,
+                    height: SIDE,
+                };
+                let plan = policy.plan_observation(&[view], EPISODES[ep].0).unwrap();
+                policy
+                    .act_with_plan(0, &state, plan.tokens, 11 + t0 as u64)
+                    .unwrap()
+            } else {
+                policy.act(0, &state, 11 + t0 as u64).unwrap()
+            };
+            for (k, a) in chunk.iter().enumerate().take(h.min(T - t0)) {
+                for (x, y) in a.iter().zip(action(ep, t0 + k)) {
+                    sum += (x - y).abs();
+                    n += 1;
+                }
+            }
+        }
+    }
+    sum / n as f32
+}
+
+#[test]
+fn planner_and_head_train_jointly() {
+    let dir = tmp("dual");
+    let data = vec![dir.join("data")];
+    write_dataset(&data[0]);
+    let device = bicameral_policy::cpu_device();
+    let steps = 700;
+
+    let joint = train_s1(
+        &data,
+        &dual_config(steps),
+        &dir.join("joint"),
+        false,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    let alone = train_s1(
+        &data,
+        &tiny_config(steps, 5, None),
+        &dir.join("alone"),
+        false,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    let (j0, j1) = (joint.losses[0].1, mean_last(&joint.losses, 50));
+    let a1 = mean_last(&alone.losses, 50);
+    eprintln!("joint loss {j0:.3} → {j1:.4}; System 1 alone → {a1:.4}");
+    assert!(j1 < j0 / 10.0, "joint loss fell only from {j0} to {j1}");
+    assert!(
+        j1 < 0.5 * a1,
+        "the plan does not help: joint {j1} vs System 1 alone {a1}"
+    );
+
+    let (policy, cfg, step) = load_checkpoint(&joint.checkpoint, &device).unwrap();
+    assert_eq!(step, steps);
+    assert!(cfg.planner.is_some() && policy.planner.is_some());
+    let (alone_policy, _, _) = load_checkpoint(&alone.checkpoint, &device).unwrap();
+    assert!(alone_policy.planner.is_none());
+    let ej = chunk_error(&policy, true);
+    let ea = chunk_error(&alone_policy, false);
+    eprintln!("chunk error: joint {ej:.4}, System 1 alone {ea:.4}");
+    assert!(ej < 0.5 * ea, "joint {ej} vs alone {ea}");
+
+    // The subgoal head learned its labels (they differ by instruction and image).
+    let csv = std::fs::read_to_string(dir.join("joint/loss.csv")).unwrap();
+    let sg: Vec<f32> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let (s0, s1) = (sg[0], sg[sg.len() - 50..].iter().sum::<f32>() / 50.0);
+    eprintln!("subgoal loss {s0:.4} → {s1:.5}");
+    assert!(s1 < s0 / 10.0, "subgoal loss {s0} → {s1}");
+    for ep in 0..EPISODES.len() {
+        let img = image(ep);
+        let view = View {
+            rgb: &img,
+            width: SIDE,
+            height: SIDE,
+        };
+        let out = policy.plan_observation(&[view], EPISODES[ep].0).unwrap();
+        let got = out
+            .subgoal
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let err = got
+            .iter()
+            .zip(subgoal(ep))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 0.1,
+            "episode {ep}: subgoal {got:?} vs {:?}",
+            subgoal(ep)
+        );
+    }
+    // The tokenizer travelled with the checkpoint and knows the instructions' words.
+    let tok = policy.prompt.as_ref().unwrap();
+    assert!(tok.tokenize("go right").unwrap().iter().all(|&id| id != 1));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn planner_tensors(dir: &Path) -> BTreeMap<String, HostTensor> {
+    bicameral_policy::read_safetensors(&dir.join("planner.safetensors")).unwrap()
+}
+
+#[test]
+fn frozen_parts_do_not_change() {
+    let dir = tmp("dual-freeze");
+    let data: Vec<PathBuf> = vec![dir.join("data")];
+    write_dataset(&data[0]);
+    let device = bicameral_policy::cpu_device();
+    let mut cfg = tiny_config(12, 9, None);
+    cfg.planner = Some(planner_size(vec![
+        PlannerPart::Vision,
+        PlannerPart::Language,
+    ]));
+    let out = dir.join("run");
+    // Stop after 4 steps (checkpoint), then resume to 12.
+    train_s1(&data, &cfg, &out, false, &device, &mut |s| s.step < 3).unwrap();
+    let before = planner_tensors(&out.join("checkpoint"));
+    train_s1(&data, &cfg, &out, true, &device, &mut |_| true).unwrap();
+    let after = planner_tensors(&out.join("checkpoint"));
+    assert_eq!(before.len(), after.len());
+    let (mut frozen, mut trained) = (0, 0);
+    for (k, v) in &before {
+        let same = after[k] == *v;
+        if k.starts_with("vision_model.") || k.starts_with("language_model.") {
+            assert!(same, "{k} changed although frozen");
+            frozen += 1;
+        } else if k.starts_with("mlp1.") && k.ends_with("weight") {
+            assert!(!same, "{k} did not train");
+            trained += 1;
+        }
+    }
+    assert!(
+        frozen > 10 && trained >= 2,
+        "{frozen} frozen, {trained} trained"
+    );
+
+    // A camera the dataset does not have is named in the error.
+    let mut bad = cfg.clone();
+    if let Some(p) = bad.planner.as_mut() {
+        p.cameras = vec!["observation.images.wrist".into()];
+    }
+    let err = train_s1(&data, &bad, &dir.join("bad"), false, &device, &mut |_| true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("observation.images.wrist"), "{err}");
+    // The plan width must match the head.
+    let mut bad = cfg.clone();
+    bad.head.plan_dim = 32;
+    let e = bad.validate().unwrap_err();
+    assert!(e.contains("planner.lm_width"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
