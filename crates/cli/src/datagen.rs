@@ -67,7 +67,21 @@ pub fn attempt_seed(seed: u64, k: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn to_episode(rec: RecordedEpisode, task_name: &str, attempt: u64) -> Episode {
+/// The episode's subgoal, System 2's auxiliary label: where the named object starts and where
+/// its destination is, `[x, y, z]` each (m, world frame; the robot's pelvis is fixed in it).
+/// `None` when the destination is not an object of the scene.
+pub fn subgoal(ep: &bicameral_sim::EpisodeSetup) -> Option<[f64; 6]> {
+    let o = ep.object_config(&ep.object)?.position;
+    let t = ep.object_config(&ep.target)?.position;
+    Some([o[0], o[1], o[2], t[0], t[1], t[2]])
+}
+
+fn to_episode(
+    rec: RecordedEpisode,
+    task_name: &str,
+    attempt: u64,
+    subgoal: Option<[f64; 6]>,
+) -> Episode {
     Episode {
         task: rec.task,
         frames: rec
@@ -84,6 +98,7 @@ fn to_episode(rec: RecordedEpisode, task_name: &str, attempt: u64) -> Episode {
             "seed": rec.seed,
             "attempt": attempt,
             "success": rec.success,
+            "subgoal": subgoal,
         }),
     }
 }
@@ -227,7 +242,9 @@ pub fn generate(
         let batch = cfg.workers.max(1) as u64;
         let mut ks: Vec<u64> = (next_attempt..next_attempt + batch).collect();
         let results = par_map(cfg.workers, &mut ks, |_, k| {
-            env.run(attempt_seed(cfg.seed, *k), &options)
+            let ep = env.sample(attempt_seed(cfg.seed, *k), options.heldout_instructions)?;
+            let (outcome, rec) = env.run_setup(&ep, &options)?;
+            Ok::<_, bicameral_sim::SimError>((outcome, rec, subgoal(&ep)))
         });
         for (k, r) in ks.into_iter().zip(results) {
             if writer.episodes_written() >= cfg.episodes {
@@ -235,11 +252,11 @@ pub fn generate(
             }
             next_attempt = k + 1;
             attempts += 1;
-            let (outcome, recording) = r?;
+            let (outcome, recording, sg) = r?;
             match (outcome.success, recording) {
                 (true, Some(rec)) => {
                     successes += 1;
-                    writer.write_episode(&to_episode(rec, &env.spec.name, k))?;
+                    writer.write_episode(&to_episode(rec, &env.spec.name, k, sg))?;
                     tracing::info!(
                         episode = writer.episodes_written() - 1,
                         attempt = k,

@@ -14,7 +14,7 @@ pub struct Image {
 }
 
 /// Encodes an H×W×3 RGB u8 buffer as PNG (fast deflate, adaptive filter: deterministic).
-pub(crate) fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(rgb.len() / 2 + 64);
     {
         let mut enc = png::Encoder::new(&mut out, width, height);

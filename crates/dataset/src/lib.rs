@@ -31,7 +31,7 @@ mod video;
 mod writer;
 
 pub use error::DatasetError;
-pub use image::{Image, decode_png};
+pub use image::{Image, decode_png, encode_png};
 pub use info::DatasetInfo;
 pub use reader::{Dataset, EpisodeData, Sample};
 pub use spec::{
