@@ -6,7 +6,7 @@
 //! transposition happens on the host at load/save time and is exact.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu_approximate, relu, silu};
+use burn::tensor::activation::{relu, sigmoid, silu};
 use burn::tensor::module::{attention, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -429,14 +429,25 @@ impl FeedForward {
 
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.proj_out
-            .forward(gelu_approximate(self.proj_in.forward(x)))
+        self.proj_out.forward(gelu_tanh(self.proj_in.forward(x)))
     }
 
     pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
         self.proj_in.export(&join(name, "net.0.proj"), out)?;
         self.proj_out.export(&join(name, "net.2"), out)
     }
+}
+
+/// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`, transformers'
+/// `gelu_pytorch_tanh`), computed as `x · σ(2·√(2/π)·(x + 0.044715·x³))`, which equals
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` exactly in real arithmetic. On flex the sigmoid
+/// is one fused element-wise op and x³ two multiplications, where burn's `gelu_approximate` runs
+/// a scalar `powf` and `tanh` per element (about a fifth of System 2's CPU time).
+pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
+    let x3 = x.clone() * x.clone() * x.clone();
+    let inner = (x3 * 0.044715 + x.clone()) * TWO_SQRT_2_OVER_PI;
+    x * sigmoid(inner)
 }
 
 /// `x * sigmoid(x)` (swish = SiLU).

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{gelu_approximate, silu};
+use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -23,7 +23,7 @@ use crate::checkpoint::{
 };
 use crate::error::PolicyError;
 use crate::nn::{
-    Attention, Builder, Exported, Init, LayerNorm, Linear, export_param, join, transpose,
+    Attention, Builder, Exported, Init, LayerNorm, Linear, export_param, gelu_tanh, join, transpose,
 };
 
 /// Fields of a Hugging Face config that do not change the computation here; accepted and
@@ -101,7 +101,7 @@ pub struct SiglipVisionConfig {
     #[serde(default = "ln_eps")]
     pub layer_norm_eps: f64,
     /// Only `gelu_pytorch_tanh` is supported.
-    #[serde(default = "gelu_tanh")]
+    #[serde(default = "gelu_tanh_name")]
     pub hidden_act: String,
     /// Other fields.
     #[serde(flatten, skip_serializing)]
@@ -114,7 +114,7 @@ fn three() -> usize {
 fn ln_eps() -> f64 {
     1e-6
 }
-fn gelu_tanh() -> String {
+fn gelu_tanh_name() -> String {
     "gelu_pytorch_tanh".into()
 }
 
@@ -209,7 +209,7 @@ impl SiglipLayer {
         let h = self.layer_norm1.forward(x.clone());
         let x = x + self.self_attn.forward(h.clone(), h);
         let h = self.layer_norm2.forward(x.clone());
-        x + self.fc2.forward(gelu_approximate(self.fc1.forward(h)))
+        x + self.fc2.forward(gelu_tanh(self.fc1.forward(h)))
     }
 }
 
@@ -308,9 +308,9 @@ impl SiglipPoolingHead {
         let probe = self.probe.val().expand([bsz, 1, d]);
         let r = self.attention.forward(probe, x);
         let y = r.clone()
-            + self.fc2.forward(gelu_approximate(
-                self.fc1.forward(self.layernorm.forward(r)),
-            ));
+            + self
+                .fc2
+                .forward(gelu_tanh(self.fc1.forward(self.layernorm.forward(r))));
         y.reshape([bsz, d])
     }
 }
