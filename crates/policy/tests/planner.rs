@@ -302,38 +302,21 @@ fn save_load_round_trip_is_exact() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// GR00T N1.5's backbone dims (SigLIP-2 400M at 224 px / patch 14 → 256 tokens, Linear
-/// 1152 → 2048 connector, Qwen3-1.7B widths, select_layer 12) with one layer in each tower
-/// and a 1024-word vocabulary instead of 151 936 (the embedding table alone would be 1.2 GB):
-/// the plan has GR00T's shape [1, 256 + 16, 2048].
+/// GR00T N1.5's backbone dims as shipped in models/planner_n1.5.json (SigLIP-2 400M at 224 px /
+/// patch 14 → 256 tokens, Linear 1152 → 2048 connector, Qwen3-1.7B cut at layer 12), built with
+/// one layer in each tower and a 1024-word vocabulary instead of 151 936 (the embedding table
+/// alone would be 1.2 GB): the plan has GR00T's shape [1, 256 + 16, 2048].
 #[test]
 fn groot_n15_dims_at_reduced_depth() {
     let device = bicameral_policy::cpu_device();
-    let vision: SiglipVisionConfig = serde_json::from_value(serde_json::json!({
-        "hidden_size": 1152, "intermediate_size": 4304, "num_attention_heads": 16,
-        "num_hidden_layers": 1, "image_size": 224, "patch_size": 14,
-        "model_type": "siglip_vision_model", "hidden_act": "gelu_pytorch_tanh",
-        "layer_norm_eps": 1e-6
-    }))
-    .unwrap();
-    let text: Qwen3Config = serde_json::from_value(serde_json::json!({
-        "model_type": "qwen3", "vocab_size": 1024, "hidden_size": 2048,
-        "intermediate_size": 6144, "num_hidden_layers": 28, "num_attention_heads": 16,
-        "num_key_value_heads": 8, "head_dim": 128, "rms_norm_eps": 1e-6,
-        "rope_theta": 1000000.0, "tie_word_embeddings": true
-    }))
-    .unwrap();
-    let mut cfg = PlannerConfig {
-        vision,
-        text,
-        select_layer: 12,
-        pixel_shuffle: 1,
-        connector: ConnectorKind::Linear,
-        project_to_dim: None,
-        num_views: 1,
-        subgoal_dim: 0,
-        prompt: PromptConfig::default(),
-    };
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/planner_n1.5.json");
+    let mut cfg = PlannerConfig::from_file(&shipped).unwrap();
+    assert_eq!(cfg.select_layer, 12);
+    assert_eq!(cfg.text.num_hidden_layers, 28);
+    assert_eq!(cfg.plan_tokens(), 256 + 64);
+    cfg.vision.num_hidden_layers = 1;
+    cfg.text.vocab_size = 1024;
+    cfg.prompt = PromptConfig::default();
     assert_eq!(cfg.tokens_per_view(), 256);
     assert_eq!(cfg.plan_dim(), 2048);
     cfg.validate().unwrap();
