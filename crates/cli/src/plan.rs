@@ -81,15 +81,7 @@ pub fn run(args: &PlanArgs) -> Result<()> {
         Some(s) => Some(HostTensor::from_tensor(s.clone())?),
         None => None,
     };
-    let truncated = policy
-        .prompt
-        .as_ref()
-        .map(|p| {
-            p.encode(&args.instruction, image_tokens)
-                .map(|e| e.truncated)
-        })
-        .transpose()?
-        .unwrap_or(false);
+    let truncated = out.truncated[0];
     if let Some(path) = &args.out {
         let mask = |m: &Vec<bool>| {
             HostTensor::i64(vec![1, m.len()], m.iter().map(|&v| v as i64).collect())

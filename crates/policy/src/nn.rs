@@ -326,6 +326,11 @@ pub struct KeyValue {
     pub v: Tensor<4>,
 }
 
+/// Projection names of diffusers' `Attention`.
+const DIFFUSERS_ATTENTION: [&str; 4] = ["to_q", "to_k", "to_v", "to_out.0"];
+/// Projection names of transformers' attention layers (SigLIP, CLIP).
+pub(crate) const HF_ATTENTION: [&str; 4] = ["q_proj", "k_proj", "v_proj", "out_proj"];
+
 /// diffusers `Attention` (SDPA processor): biased q/k/v/out projections, scale
 /// `head_dim^-0.5`, softmax, no mask.
 #[derive(Module, Debug)]
@@ -353,12 +358,26 @@ impl Attention {
         heads: usize,
         head_dim: usize,
     ) -> Self {
+        Self::named(b, name, DIFFUSERS_ATTENTION, dim, kv_dim, heads, head_dim)
+    }
+
+    /// Like [`new`](Self::new) with the q, k, v, out projections under `names` (e.g.
+    /// transformers' `q_proj`, `k_proj`, `v_proj`, `out_proj`).
+    pub(crate) fn named(
+        b: &mut Builder<'_>,
+        name: &str,
+        names: [&str; 4],
+        dim: usize,
+        kv_dim: usize,
+        heads: usize,
+        head_dim: usize,
+    ) -> Self {
         let inner = heads * head_dim;
         Self {
-            to_q: Linear::new(b, &join(name, "to_q"), dim, inner),
-            to_k: Linear::new(b, &join(name, "to_k"), kv_dim, inner),
-            to_v: Linear::new(b, &join(name, "to_v"), kv_dim, inner),
-            to_out: Linear::new(b, &join(name, "to_out.0"), inner, dim),
+            to_q: Linear::new(b, &join(name, names[0]), dim, inner),
+            to_k: Linear::new(b, &join(name, names[1]), kv_dim, inner),
+            to_v: Linear::new(b, &join(name, names[2]), kv_dim, inner),
+            to_out: Linear::new(b, &join(name, names[3]), inner, dim),
             heads,
             head_dim,
         }
@@ -403,10 +422,20 @@ impl Attention {
     }
 
     pub(crate) fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
-        self.to_q.export(&join(name, "to_q"), out)?;
-        self.to_k.export(&join(name, "to_k"), out)?;
-        self.to_v.export(&join(name, "to_v"), out)?;
-        self.to_out.export(&join(name, "to_out.0"), out)
+        self.export_named(name, DIFFUSERS_ATTENTION, out)
+    }
+
+    /// Exports the projections under `names` (as given to [`named`](Self::named)).
+    pub(crate) fn export_named(
+        &self,
+        name: &str,
+        names: [&str; 4],
+        out: &mut Exported,
+    ) -> Result<(), PolicyError> {
+        self.to_q.export(&join(name, names[0]), out)?;
+        self.to_k.export(&join(name, names[1]), out)?;
+        self.to_v.export(&join(name, names[2]), out)?;
+        self.to_out.export(&join(name, names[3]), out)
     }
 }
 

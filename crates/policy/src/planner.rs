@@ -216,6 +216,8 @@ pub struct PlanOutput {
     pub image_mask: Vec<Vec<bool>>,
     /// Subgoal `[B, subgoal_dim]` when the planner has a subgoal head.
     pub subgoal: Option<Tensor<2>>,
+    /// `[B]`: whether the prompt's instruction was cut to fit.
+    pub truncated: Vec<bool>,
 }
 
 /// The planner (a burn module).
@@ -490,6 +492,7 @@ impl Planner {
             attention_mask: mask,
             image_mask: prompts.iter().map(|p| p.image_mask.clone()).collect(),
             subgoal,
+            truncated: prompts.iter().map(|p| p.truncated).collect(),
         })
     }
 }

@@ -16,6 +16,10 @@ use tokenizers::Tokenizer;
 
 use crate::error::PolicyError;
 
+/// Placeholders of a prompt template.
+const IMAGES: &str = "{images}";
+const INSTRUCTION: &str = "{instruction}";
+
 /// Special tokens of the word-level tokenizers built here.
 pub const PAD_TOKEN: &str = "<pad>";
 /// Unknown word.
@@ -110,10 +114,9 @@ impl PromptEncoder {
         let image_id = id(&config.image_token, "image_token")?;
         let pad_id = id(&config.pad_token, "pad_token")?;
         let t = &config.template;
-        let (ip, ii) = match (t.find("{images}"), t.find("{instruction}")) {
+        let (ip, ii) = match (t.find(IMAGES), t.find(INSTRUCTION)) {
             (Some(a), Some(b))
-                if t.matches("{images}").count() == 1
-                    && t.matches("{instruction}").count() == 1 =>
+                if t.matches(IMAGES).count() == 1 && t.matches(INSTRUCTION).count() == 1 =>
             {
                 (a, b)
             }
@@ -127,9 +130,11 @@ impl PromptEncoder {
             }
         };
         let images_first = ip < ii;
-        let (first, second) = if images_first { (ip, ii) } else { (ii, ip) };
-        let first_len = if images_first { 8 } else { 13 };
-        let second_len = if images_first { 13 } else { 8 };
+        let ((first, first_len), (second, second_len)) = if images_first {
+            ((ip, IMAGES.len()), (ii, INSTRUCTION.len()))
+        } else {
+            ((ii, INSTRUCTION.len()), (ip, IMAGES.len()))
+        };
         let mut enc = Self {
             tokenizer,
             config: config.clone(),

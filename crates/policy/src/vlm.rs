@@ -23,7 +23,8 @@ use crate::checkpoint::{
 };
 use crate::error::PolicyError;
 use crate::nn::{
-    Attention, Builder, Exported, Init, LayerNorm, Linear, export_param, gelu_tanh, join, transpose,
+    Attention, Builder, Exported, HF_ATTENTION, Init, LayerNorm, Linear, export_param, gelu_tanh,
+    join, transpose,
 };
 
 /// Fields of a Hugging Face config that do not change the computation here; accepted and
@@ -175,17 +176,17 @@ impl SiglipLayer {
     fn new(b: &mut Builder<'_>, name: &str, c: &SiglipVisionConfig) -> Self {
         let d = c.hidden_size;
         let heads = c.num_attention_heads;
-        let a = join(name, "self_attn");
         Self {
             layer_norm1: LayerNorm::affine(b, &join(name, "layer_norm1"), d, c.layer_norm_eps),
-            self_attn: Attention {
-                to_q: Linear::new(b, &join(&a, "q_proj"), d, d),
-                to_k: Linear::new(b, &join(&a, "k_proj"), d, d),
-                to_v: Linear::new(b, &join(&a, "v_proj"), d, d),
-                to_out: Linear::new(b, &join(&a, "out_proj"), d, d),
+            self_attn: Attention::named(
+                b,
+                &join(name, "self_attn"),
+                HF_ATTENTION,
+                d,
+                d,
                 heads,
-                head_dim: d / heads,
-            },
+                d / heads,
+            ),
             layer_norm2: LayerNorm::affine(b, &join(name, "layer_norm2"), d, c.layer_norm_eps),
             fc1: Linear::new(b, &join(name, "mlp.fc1"), d, c.intermediate_size),
             fc2: Linear::new(b, &join(name, "mlp.fc2"), c.intermediate_size, d),
@@ -194,11 +195,8 @@ impl SiglipLayer {
 
     fn export(&self, name: &str, out: &mut Exported) -> Result<(), PolicyError> {
         self.layer_norm1.export(&join(name, "layer_norm1"), out)?;
-        let a = join(name, "self_attn");
-        self.self_attn.to_q.export(&join(&a, "q_proj"), out)?;
-        self.self_attn.to_k.export(&join(&a, "k_proj"), out)?;
-        self.self_attn.to_v.export(&join(&a, "v_proj"), out)?;
-        self.self_attn.to_out.export(&join(&a, "out_proj"), out)?;
+        self.self_attn
+            .export_named(&join(name, "self_attn"), HF_ATTENTION, out)?;
         self.layer_norm2.export(&join(name, "layer_norm2"), out)?;
         self.fc1.export(&join(name, "mlp.fc1"), out)?;
         self.fc2.export(&join(name, "mlp.fc2"), out)

@@ -130,6 +130,8 @@ fn ema_update(ema: Policy, model: &Policy, decay: f32) -> Policy {
 struct Source {
     ds: Dataset,
     embodiment: usize,
+    /// Per episode: its subgoal label, when its metadata has one.
+    subgoals: Vec<Option<Vec<f32>>>,
 }
 
 /// A training batch in the head's normalized space.
@@ -205,7 +207,7 @@ fn sample_batch(
             }
             images.push(views);
             tasks.push(std::mem::take(&mut s.task));
-            match subgoal_label(&src.ds, ep) {
+            match &src.subgoals[ep] {
                 Some(l) => {
                     labels.extend(l);
                     label_mask.extend([1.0f32; SUBGOAL_DIM]);
@@ -338,7 +340,14 @@ fn open_sources(datasets: &[PathBuf]) -> Result<(Vec<Source>, Normalizer), Train
             dir: dir.clone(),
             message,
         })?;
-        sources.push(Source { ds, embodiment });
+        let subgoals = (0..ds.num_episodes())
+            .map(|e| subgoal_label(&ds, e))
+            .collect();
+        sources.push(Source {
+            ds,
+            embodiment,
+            subgoals,
+        });
     }
     Ok((sources, norm))
 }
