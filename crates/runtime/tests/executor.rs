@@ -1,0 +1,220 @@
+//! The executor state machine, lock-step (sim time): tracking by time with interpolation,
+//! blending, holds (no chunk, exhausted, stale plan, e-stop latch), rejection of bad chunks.
+
+mod common;
+
+use bicameral_msgs::{CommandMode, SafetyEventKind as K};
+use bicameral_runtime::executor::{Executor, ExecutorConfig, Mode};
+use common::*;
+
+const MS: u64 = 1_000_000;
+
+fn setup(d: usize) -> (Executor, bicameral_runtime::executor::ExecutorIo) {
+    let cfg = ExecutorConfig {
+        rate_hz: 500.0,
+        blend_ms: 20.0,
+        plan_ttl_ms: 300.0,
+        ..Default::default()
+    };
+    Executor::new(cfg, limits(d)).unwrap()
+}
+
+#[test]
+fn no_command_before_state_then_holds_start_position() {
+    let (mut ex, mut io) = setup(2);
+    assert!(ex.tick(0).is_none());
+    assert_eq!(ex.mode(), Mode::WaitingForState);
+    io.state.send(&[0.1, -0.2]).unwrap();
+    let (p, v, m) = ex.tick(2 * MS).unwrap();
+    assert_eq!(
+        (p, v, m),
+        (&[0.1, -0.2][..], &[0.0, 0.0][..], CommandMode::Hold)
+    );
+    assert_eq!(ex.mode(), Mode::WaitingForChunk);
+    // The command also reaches the output slot.
+    let mut cmd = io.commands.empty();
+    assert!(io.commands.recv_into(&mut cmd));
+    assert_eq!(cmd.position, vec![0.1, -0.2]);
+    assert_eq!(cmd.stamp_ns, 2 * MS);
+    assert!(!io.commands.recv_into(&mut cmd), "nothing newer");
+}
+
+#[test]
+fn tracks_a_slow_chunk_by_time_with_interpolation() {
+    let (mut ex, mut io) = setup(1);
+    io.state.send(&[0.0]).unwrap();
+    ex.tick(0);
+    // A ramp 0 → 0.15 rad over 16 steps of 10 ms: 1 rad/s, inside every limit.
+    io.chunks
+        .send(&planless(0, 10 * MS, 16, 1, |i, _| i as f32 * 0.01))
+        .unwrap();
+    let mut t = 0;
+    while t <= 150 * MS {
+        let (p, v, m) = ex.tick(t).unwrap();
+        assert_eq!(m, CommandMode::Track);
+        let want = t as f64 / (10 * MS) as f64 * 0.01;
+        // Starting at rest, the command catches up with the 1 rad/s ramp within the
+        // acceleration limit (50 rad/s²), then follows it exactly, interpolating between steps.
+        if (80 * MS..140 * MS).contains(&t) {
+            // (1e-6: the chunk carries f32.)
+            assert!((p[0] - want).abs() < 1e-6, "t={t} p={} want {want}", p[0]);
+            assert!((v[0] - 1.0).abs() < 1e-6, "v={}", v[0]);
+        }
+        t += 2 * MS;
+    }
+    // Past the end: hold, counted once, decelerating (not a jump to zero velocity).
+    let v_end = ex.filter().velocity()[0];
+    ex.tick(t + 10 * MS);
+    assert_eq!(ex.mode(), Mode::Hold(K::HoldChunksExhausted));
+    assert!((ex.filter().velocity()[0] - v_end).abs() <= 50.0 * 0.002 + 1e-9);
+    ex.tick(t + 12 * MS);
+    assert_eq!(io.counters.count(K::HoldChunksExhausted), 1);
+}
+
+#[test]
+fn bad_chunks_are_rejected_and_counted_and_never_commanded() {
+    let (mut ex, mut io) = setup(2);
+    io.state.send(&[0.0, 0.0]).unwrap();
+    ex.tick(0);
+    io.chunks
+        .send(&planless(0, 10 * MS, 8, 2, |_, _| 0.02))
+        .unwrap();
+    ex.tick(2 * MS);
+    assert_eq!(ex.mode(), Mode::Tracking);
+    // NaN in one action.
+    io.chunks
+        .send(&planless(4 * MS, 10 * MS, 8, 2, |i, k| {
+            if i == 3 && k == 1 { f32::NAN } else { 0.9 }
+        }))
+        .unwrap();
+    ex.tick(4 * MS);
+    assert_eq!(io.counters.count(K::ChunkRejected), 1);
+    // Out of the position limits (upper = 1.0).
+    io.chunks
+        .send(&planless(6 * MS, 10 * MS, 8, 2, |i, k| {
+            if i == 5 && k == 0 { 1.7 } else { 0.9 }
+        }))
+        .unwrap();
+    ex.tick(6 * MS);
+    assert_eq!(io.counters.count(K::ChunkOutOfLimits), 1);
+    assert_eq!(io.counters.last(K::ChunkOutOfLimits), (6 * MS, Some(0)));
+    // Wrong dimension: refused at the sender.
+    assert!(
+        io.chunks
+            .send(&planless(8 * MS, 10 * MS, 8, 3, |_, _| 0.0))
+            .is_err()
+    );
+    assert_eq!(io.counters.count(K::ChunkRejected), 2);
+    // The good chunk is still what is tracked: nothing moved toward 0.9.
+    for t in (8..60).step_by(2) {
+        let (p, _, _) = ex.tick(t * MS).unwrap();
+        assert!(p.iter().all(|&x| x <= 0.02 + 1e-9), "t={t} {p:?}");
+    }
+}
+
+#[test]
+fn estop_holds_within_one_tick_and_latches_until_reset() {
+    let (mut ex, mut io) = setup(1);
+    io.state.send(&[0.0]).unwrap();
+    ex.tick(0);
+    io.chunks
+        .send(&planless(0, 10 * MS, 64, 1, |i, _| i as f32 * 0.01))
+        .unwrap();
+    for t in (2..50).step_by(2) {
+        ex.tick(t * MS);
+    }
+    assert_eq!(ex.mode(), Mode::Tracking);
+    io.estop.engage();
+    let (_, _, m) = ex.tick(50 * MS).unwrap();
+    assert_eq!(m, CommandMode::Hold, "hold on the very next tick");
+    assert_eq!(io.counters.count(K::EStopEngaged), 1);
+    // Fresh chunks do not release the latch.
+    for t in (52..200).step_by(2) {
+        io.chunks
+            .send(&planless(t * MS, 10 * MS, 64, 1, |i, _| {
+                0.5 + i as f32 * 0.001
+            }))
+            .unwrap();
+        let (_, _, m) = ex.tick(t * MS).unwrap();
+        assert_eq!(m, CommandMode::Hold);
+    }
+    assert!(ex.filter().velocity()[0].abs() < 1e-12, "came to rest");
+    io.estop.reset();
+    let (_, _, m) = ex.tick(200 * MS).unwrap();
+    assert_eq!(m, CommandMode::Track);
+    assert_eq!(io.counters.count(K::EStopReset), 1);
+    assert_eq!(io.counters.count(K::Resumed), 1);
+}
+
+#[test]
+fn stale_plan_holds_after_the_ttl() {
+    let (mut ex, mut io) = setup(1);
+    io.state.send(&[0.0]).unwrap();
+    ex.tick(0);
+    // Plan observed at t=0, ttl 300 ms; a long chunk keeps arriving (S1 alive, S2 dead).
+    let mut t = 0;
+    while t < 400 * MS {
+        if t % (20 * MS) == 0 {
+            io.chunks
+                .send(&chunk(t, 10 * MS, 16, 1, 7, 0, |_, _| 0.1))
+                .unwrap();
+        }
+        ex.tick(t);
+        if t <= 300 * MS {
+            assert_eq!(ex.mode(), Mode::Tracking, "t={t}");
+        }
+        t += 2 * MS;
+    }
+    assert_eq!(ex.mode(), Mode::Hold(K::HoldPlanStale));
+    assert_eq!(io.counters.count(K::HoldPlanStale), 1);
+}
+
+#[test]
+fn chunk_switch_is_blended_not_jumped() {
+    // Two chunks that disagree by 0.04 rad. With a 100 ms smoothstep blend the target's peak
+    // acceleration is 6·0.04/0.1² = 24 rad/s², inside the 50 rad/s² limit: the command follows
+    // it exactly, never clamped. Switching at once asks for a step: the filter has to clamp,
+    // and the command runs at the acceleration limit.
+    let run = |blend_ms: f64| {
+        let cfg = ExecutorConfig {
+            rate_hz: 500.0,
+            blend_ms,
+            ..Default::default()
+        };
+        let (mut ex, mut io) = Executor::new(cfg, limits(1)).unwrap();
+        io.state.send(&[0.0]).unwrap();
+        ex.tick(0);
+        io.chunks
+            .send(&planless(0, 10 * MS, 32, 1, |_, _| 0.0))
+            .unwrap();
+        for t in (2..100).step_by(2) {
+            ex.tick(t * MS);
+        }
+        let clamped_before = io.counters.count(K::Clamped);
+        io.chunks
+            .send(&planless(100 * MS, 10 * MS, 32, 1, |_, _| 0.04))
+            .unwrap();
+        let mut prev_v = ex.filter().velocity()[0];
+        let mut max_acc: f64 = 0.0;
+        for t in (100..300).step_by(2) {
+            let (p, v, _) = ex.tick(t * MS).unwrap();
+            max_acc = max_acc.max((v[0] - prev_v).abs() / 0.002);
+            prev_v = v[0];
+            let _ = p;
+        }
+        assert!((ex.filter().position()[0] - 0.04).abs() < 1e-6, "arrives");
+        (max_acc, io.counters.count(K::Clamped) - clamped_before)
+    };
+    let (acc_blended, clamps_blended) = run(100.0);
+    let (acc_switched, clamps_switched) = run(0.0);
+    assert_eq!(clamps_blended, 0, "blended transition needed clamping");
+    assert!(
+        acc_blended <= 25.0,
+        "blended peak acceleration {acc_blended}"
+    );
+    assert!(clamps_switched > 0);
+    assert!(
+        acc_switched >= 49.9,
+        "switched peak acceleration {acc_switched}"
+    );
+}
