@@ -19,7 +19,7 @@ pub mod keys;
 mod messages;
 mod tensor;
 
-pub use codec::{Message, MsgError, decode, encode, peek_header};
+pub use codec::{Message, MsgError, decode, encode, encode_into, peek_header};
 pub use messages::*;
 pub use tensor::{DType, Tensor};
 

@@ -19,6 +19,12 @@ pub enum RuntimeError {
     /// A chunk or state could not be handed to the executor.
     #[error("executor input: {0}")]
     Chunk(String),
+    /// A node could not produce its output (policy error, malformed input).
+    #[error("node: {0}")]
+    Node(String),
+    /// zenoh refused an operation.
+    #[error("transport: {0}")]
+    Transport(String),
     /// A thread could not be started or ended badly.
     #[error("{0}")]
     Thread(String),

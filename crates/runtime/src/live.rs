@@ -1,0 +1,550 @@
+//! Live (wall-clock) nodes over zenoh: each node runs on its own thread at its configured rate,
+//! reads its inputs from latest-value subscriptions, publishes its output, keeps counters and
+//! declares a liveliness token. [`NodeHandle::stop`] ends a node cleanly.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bicameral_msgs::{
+    ActionChunk, CameraFrame, CommandMode, EStop as EStopMsg, Header, Instruction, JointCommand,
+    JointState, NodeState, NodeStatus, Plan, SafetyEvent, SafetyEventKind,
+};
+use bicameral_transport::{Node, Qos, TransportError};
+
+use crate::RuntimeError;
+use crate::clock::Clock;
+use crate::executor::ExecutorIo;
+use crate::nodes::{ActionCore, ActionPolicy, Planner, PlannerCore};
+
+/// Paces a loop at a fixed rate with absolute deadlines (a late iteration does not shift the
+/// schedule, a very late one re-anchors it).
+#[derive(Debug)]
+pub struct Rate {
+    period: Option<Duration>,
+    next: Instant,
+}
+
+impl Rate {
+    /// `hz` iterations per second (0 = no pacing).
+    pub fn new(hz: f64) -> Self {
+        let period = (hz > 0.0).then(|| Duration::from_secs_f64(1.0 / hz));
+        Rate {
+            period,
+            next: Instant::now(),
+        }
+    }
+
+    /// Sleeps until the next deadline, or until `stop` is set (checked every 50 ms).
+    pub fn wait(&mut self, stop: &AtomicBool) {
+        let Some(period) = self.period else {
+            return;
+        };
+        self.next += period;
+        let now = Instant::now();
+        if now > self.next + period {
+            self.next = now;
+            return;
+        }
+        while !stop.load(Ordering::Relaxed) {
+            let left = self.next.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// Counters of a live node (lock-free, read by status publishers and tests).
+#[derive(Debug)]
+pub struct NodeStats {
+    started: Instant,
+    first_output: Mutex<Option<Instant>>,
+    outputs: AtomicU64,
+    errors: AtomicU64,
+    decode_errors: AtomicU64,
+    latency_ns: AtomicU64,
+}
+
+impl Default for NodeStats {
+    fn default() -> Self {
+        NodeStats {
+            started: Instant::now(),
+            first_output: Mutex::new(None),
+            outputs: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            latency_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl NodeStats {
+    fn output(&self, latency_ns: u64) {
+        if self.outputs.fetch_add(1, Ordering::Relaxed) == 0
+            && let Ok(mut f) = self.first_output.lock()
+        {
+            *f = Some(Instant::now());
+        }
+        self.latency_ns.store(latency_ns, Ordering::Relaxed);
+    }
+
+    fn decode_error(&self, e: &TransportError) {
+        let n = self.decode_errors.fetch_add(1, Ordering::Relaxed);
+        // Log the first few and then every 1000th: garbage floods must not flood the log.
+        if n < 5 || n.is_multiple_of(1000) {
+            tracing::warn!(error = %e, count = n + 1, "dropped a malformed message");
+        }
+    }
+
+    /// Outputs (plans, chunks, commands) so far.
+    pub fn outputs(&self) -> u64 {
+        self.outputs.load(Ordering::Relaxed)
+    }
+
+    /// Errors from the policy or the transport.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Messages that did not decode.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors.load(Ordering::Relaxed)
+    }
+
+    /// Latency of the last output, ns (inference: from the observation stamp to publishing).
+    pub fn last_latency_ns(&self) -> u64 {
+        self.latency_ns.load(Ordering::Relaxed)
+    }
+
+    /// Output rate since the first output, Hz.
+    pub fn rate_hz(&self) -> f64 {
+        let n = self.outputs();
+        let first = self.first_output.lock().ok().and_then(|f| *f);
+        match first {
+            Some(t) if n > 1 => (n - 1) as f64 / t.elapsed().as_secs_f64().max(1e-9),
+            _ => 0.0,
+        }
+    }
+
+    /// Seconds since the node started.
+    pub fn uptime_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// A running live node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    name: String,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<(), RuntimeError>>>,
+    /// Its counters.
+    pub stats: Arc<NodeStats>,
+}
+
+impl NodeHandle {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether its threads are still running.
+    pub fn is_running(&self) -> bool {
+        self.threads.iter().all(|t| !t.is_finished())
+    }
+
+    /// Asks the node to stop without waiting.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops the node and waits for its threads; the first error they ended with.
+    pub fn stop(mut self) -> Result<(), RuntimeError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut result = Ok(());
+        for t in self.threads.drain(..) {
+            let r = t
+                .join()
+                .map_err(|_| RuntimeError::Thread(format!("node {} panicked", self.name)))
+                .and_then(|r| r);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn transport(e: TransportError) -> RuntimeError {
+    RuntimeError::Transport(e.to_string())
+}
+
+fn spawn_thread(
+    name: &str,
+    f: impl FnOnce() -> Result<(), RuntimeError> + Send + 'static,
+) -> Result<JoinHandle<Result<(), RuntimeError>>, RuntimeError> {
+    std::thread::Builder::new()
+        .name(format!("bicameral-{name}"))
+        .spawn(f)
+        .map_err(|e| RuntimeError::Thread(format!("cannot spawn {name}: {e}")))
+}
+
+fn status(
+    node: &Node,
+    stats: &NodeStats,
+    output: &str,
+    now_ns: u64,
+    extra: &[(&str, u64)],
+) -> NodeStatus {
+    let mut s = NodeStatus {
+        header: Header::new::<NodeStatus>(node.robot(), 0, now_ns),
+        node: node.name().to_string(),
+        state: if stats.outputs() > 0 {
+            NodeState::Running
+        } else {
+            NodeState::Starting
+        },
+        rates_hz: [(output.to_string(), stats.rate_hz())].into(),
+        latency_ms: [("last".to_string(), stats.last_latency_ns() as f64 * 1e-6)].into(),
+        counters: [
+            ("outputs".to_string(), stats.outputs()),
+            ("errors".to_string(), stats.errors()),
+            ("decode_errors".to_string(), stats.decode_errors()),
+        ]
+        .into(),
+    };
+    for (k, v) in extra {
+        s.counters.insert(k.to_string(), *v);
+    }
+    s
+}
+
+/// Publishes a node's status about once per second.
+struct StatusTicker {
+    publisher: bicameral_transport::Publisher<NodeStatus>,
+    last: Instant,
+}
+
+impl StatusTicker {
+    fn new(node: &Node) -> Result<Self, RuntimeError> {
+        Ok(StatusTicker {
+            publisher: node
+                .publisher(node.keys().status(node.name()), Qos::State)
+                .map_err(transport)?,
+            last: Instant::now(),
+        })
+    }
+
+    fn maybe(&mut self, make: impl FnOnce() -> NodeStatus) {
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            self.last = Instant::now();
+            if let Err(e) = self.publisher.put(&mut make()) {
+                tracing::warn!(error = %e, "status not published");
+            }
+        }
+    }
+}
+
+/// Starts System 2: latest camera frames + instructions in, plans out at `rate_hz`.
+pub fn spawn_planner<P: Planner + 'static>(
+    node: Node,
+    mut core: PlannerCore<P>,
+    clock: Arc<dyn Clock>,
+) -> Result<NodeHandle, RuntimeError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(NodeStats::default());
+    let keys = node.keys().clone();
+    let instructions = node
+        .subscribe::<Instruction>(keys.instruction())
+        .map_err(transport)?;
+    let cameras = core
+        .cameras()
+        .iter()
+        .map(|c| node.latest::<CameraFrame>(keys.camera(c)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(transport)?;
+    let mut plans = node
+        .publisher::<Plan>(keys.plan(), Qos::Control)
+        .map_err(transport)?;
+    let token = node.declare_alive().map_err(transport)?;
+    let (s, st) = (stop.clone(), stats.clone());
+    let name = node.name().to_string();
+    let thread = spawn_thread(&name, move || {
+        let _token = token;
+        let mut ticker = StatusTicker::new(&node)?;
+        let mut rate = Rate::new(core.config().rate_hz);
+        while !s.load(Ordering::Relaxed) {
+            while let Some(m) = instructions.try_recv() {
+                match m {
+                    Ok(m) => {
+                        tracing::info!(instruction = %m.text, "new instruction");
+                        core.on_instruction(m)
+                    }
+                    Err(e) => st.decode_error(&e),
+                }
+            }
+            for c in &cameras {
+                match c.try_recv() {
+                    Some(Ok(f)) => core.on_frame(f),
+                    Some(Err(e)) => st.decode_error(&e),
+                    None => {}
+                }
+            }
+            if core.has_new_observation() {
+                match core.step(clock.now_ns()) {
+                    Ok(Some(mut plan)) => {
+                        let latency = clock.now_ns().saturating_sub(plan.obs_stamp_ns);
+                        match plans.put(&mut plan) {
+                            Ok(()) => st.output(latency),
+                            Err(e) => {
+                                st.errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "plan not published");
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        st.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "planner failed");
+                    }
+                }
+            }
+            ticker.maybe(|| status(&node, &st, "plan", clock.now_ns(), &[]));
+            rate.wait(&s);
+        }
+        Ok(())
+    })?;
+    Ok(NodeHandle {
+        name,
+        stop,
+        threads: vec![thread],
+        stats,
+    })
+}
+
+/// Starts System 1: latest plan + joint state in, chunks out at `rate_hz` (RTC prefix from its
+/// previous chunk; the frozen length follows the measured latency).
+pub fn spawn_action<A: ActionPolicy + 'static>(
+    node: Node,
+    mut core: ActionCore<A>,
+    clock: Arc<dyn Clock>,
+) -> Result<NodeHandle, RuntimeError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(NodeStats::default());
+    let keys = node.keys().clone();
+    let plans = node.latest::<Plan>(keys.plan()).map_err(transport)?;
+    let states = node
+        .latest::<JointState>(keys.joint_state())
+        .map_err(transport)?;
+    let mut chunks = node
+        .publisher::<ActionChunk>(keys.action_chunk(), Qos::Control)
+        .map_err(transport)?;
+    let token = node.declare_alive().map_err(transport)?;
+    let (s, st) = (stop.clone(), stats.clone());
+    let name = node.name().to_string();
+    let thread = spawn_thread(&name, move || {
+        let _token = token;
+        let mut ticker = StatusTicker::new(&node)?;
+        let mut rate = Rate::new(core.config().rate_hz);
+        let mut delay_ema: Option<f64> = None;
+        while !s.load(Ordering::Relaxed) {
+            match plans.try_recv() {
+                Some(Ok(p)) => {
+                    if let Err(e) = core.on_plan(&p) {
+                        st.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "plan refused");
+                    }
+                }
+                Some(Err(e)) => st.decode_error(&e),
+                None => {}
+            }
+            match states.try_recv() {
+                Some(Ok(m)) => core.on_state(m),
+                Some(Err(e)) => st.decode_error(&e),
+                None => {}
+            }
+            if core.has_new_state() {
+                match core.step(clock.now_ns()) {
+                    Ok(Some(mut chunk)) => {
+                        let latency = clock.now_ns().saturating_sub(chunk.obs_stamp_ns) as f64;
+                        let ema = delay_ema.map_or(latency, |d| 0.8 * d + 0.2 * latency);
+                        delay_ema = Some(ema);
+                        core.set_expected_delay_ns(ema);
+                        match chunks.put(&mut chunk) {
+                            Ok(()) => st.output(latency as u64),
+                            Err(e) => {
+                                st.errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(error = %e, "chunk not published");
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        st.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "action policy failed");
+                    }
+                }
+            }
+            ticker.maybe(|| status(&node, &st, "action_chunk", clock.now_ns(), &[]));
+            rate.wait(&s);
+        }
+        Ok(())
+    })?;
+    Ok(NodeHandle {
+        name,
+        stop,
+        threads: vec![thread],
+        stats,
+    })
+}
+
+/// Connects an executor's I/O to zenoh: chunks, joint states and e-stops in (on zenoh's receive
+/// threads, straight into the lock-free slots); commands, safety events and status out from a
+/// publisher thread polling at `rate_hz`.
+pub fn spawn_executor_bridge(
+    node: Node,
+    io: ExecutorIo,
+    clock: Arc<dyn Clock>,
+    rate_hz: f64,
+) -> Result<NodeHandle, RuntimeError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(NodeStats::default());
+    let keys = node.keys().clone();
+    let ExecutorIo {
+        chunks,
+        state,
+        mut commands,
+        estop,
+        counters,
+    } = io;
+    let chunks = Mutex::new(chunks);
+    let st = stats.clone();
+    let chunk_sub = node
+        .on_message::<ActionChunk>(keys.action_chunk(), move |m| match m {
+            Ok(c) => {
+                if let Ok(mut tx) = chunks.lock()
+                    && let Err(e) = tx.send(&c)
+                {
+                    tracing::warn!(error = %e, "chunk refused");
+                }
+            }
+            Err(e) => st.decode_error(&e),
+        })
+        .map_err(transport)?;
+    let state = Mutex::new(state);
+    let st = stats.clone();
+    let state_sub = node
+        .on_message::<JointState>(keys.joint_state(), move |m| match m {
+            Ok(js) => {
+                if let Ok(mut tx) = state.lock()
+                    && tx.send(&js.position).is_err()
+                {
+                    st.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => st.decode_error(&e),
+        })
+        .map_err(transport)?;
+    let e = estop.clone();
+    let st = stats.clone();
+    let estop_sub = node
+        .on_message::<EStopMsg>(keys.estop(), move |m| match m {
+            Ok(msg) if msg.engage => {
+                e.engage();
+                tracing::warn!(operator = %msg.operator, reason = %msg.reason, "E-STOP engaged");
+            }
+            Ok(msg) => {
+                e.reset();
+                tracing::warn!(operator = %msg.operator, "e-stop reset");
+            }
+            Err(err) => st.decode_error(&err),
+        })
+        .map_err(transport)?;
+    let mut cmd_pub = node
+        .publisher::<JointCommand>(keys.joint_command(), Qos::Control)
+        .map_err(transport)?;
+    let mut event_pub = node
+        .publisher::<SafetyEvent>(keys.safety_event(), Qos::Control)
+        .map_err(transport)?;
+    let token = node.declare_alive().map_err(transport)?;
+    let (s, st) = (stop.clone(), stats.clone());
+    let name = node.name().to_string();
+    let thread = spawn_thread(&name, move || {
+        let _subs = (chunk_sub, state_sub, estop_sub, token);
+        let mut ticker = StatusTicker::new(&node)?;
+        let mut rate = Rate::new(rate_hz);
+        let mut cmd = commands.empty();
+        let mut seen = [0u64; SafetyEventKind::ALL.len()];
+        let mut msg = JointCommand {
+            header: Header::new::<JointCommand>(node.robot(), 0, 0),
+            position: Vec::new(),
+            velocity: Vec::new(),
+            mode: CommandMode::Hold,
+        };
+        while !s.load(Ordering::Relaxed) {
+            if commands.recv_into(&mut cmd) {
+                msg.header.stamp_ns = cmd.stamp_ns;
+                msg.position.clone_from(&cmd.position);
+                msg.velocity.clone_from(&cmd.velocity);
+                msg.mode = cmd.mode;
+                match cmd_pub.put(&mut msg) {
+                    Ok(()) => st.output(0),
+                    Err(e) => {
+                        st.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "command not published");
+                    }
+                }
+            }
+            for kind in SafetyEventKind::ALL {
+                let n = counters.count(kind);
+                if n != seen[kind.index()] {
+                    seen[kind.index()] = n;
+                    let (stamp, joint) = counters.last(kind);
+                    let detail = match joint {
+                        Some(j) => format!("{} (joint {j})", kind.name()),
+                        None => kind.name().to_string(),
+                    };
+                    tracing::warn!(event = kind.name(), count = n, "safety event");
+                    let mut ev = SafetyEvent {
+                        header: Header::new::<SafetyEvent>(node.robot(), 0, stamp),
+                        event: kind,
+                        joint,
+                        count: n,
+                        detail,
+                    };
+                    if let Err(e) = event_pub.put(&mut ev) {
+                        tracing::warn!(error = %e, "safety event not published");
+                    }
+                }
+            }
+            ticker.maybe(|| {
+                let extra: Vec<(&str, u64)> = SafetyEventKind::ALL
+                    .iter()
+                    .map(|k| (k.name(), counters.count(*k)))
+                    .chain([("ticks", counters.ticks())])
+                    .collect();
+                status(&node, &st, "joint_command", clock.now_ns(), &extra)
+            });
+            rate.wait(&s);
+        }
+        Ok(())
+    })?;
+    Ok(NodeHandle {
+        name,
+        stop,
+        threads: vec![thread],
+        stats,
+    })
+}
