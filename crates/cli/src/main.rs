@@ -1,12 +1,16 @@
 //! `bicameral`: the command-line entry point. Thin: parses arguments, builds library objects,
 //! shows progress, prints results.
 
+mod agents;
 mod bench;
+mod bench_runtime;
 mod bench_s2;
 mod datagen;
 mod dataset;
+mod launch;
 mod plan;
 mod policy;
+mod serve;
 mod sink;
 mod train;
 mod view;
@@ -45,6 +49,9 @@ enum Command {
     /// The models: System 1's action head, System 2's towers and planner.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Start, supervise and stop the nodes of a launch file (System 2, System 1, executor,
+    /// simulated robot) over zenoh.
+    Launch(launch::LaunchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +90,9 @@ enum SimCommand {
     /// Run a scripted motion on a scene (reach, open/close grippers, one physical grasp) and
     /// log it to rerun.
     View(view::ViewArgs),
+    /// Serve a simulated robot over zenoh: joint states and camera frames out, joint commands
+    /// in, in real time.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +105,8 @@ enum BenchCommand {
     S1(bench::BenchS1Args),
     /// System 2 planner latency per observation (burn, CPU).
     S2(bench_s2::BenchS2Args),
+    /// Executor jitter and zenoh one-hop latency.
+    Runtime(bench_runtime::BenchRuntimeArgs),
 }
 
 fn main() -> Result<()> {
@@ -105,6 +117,8 @@ fn main() -> Result<()> {
         .init();
     match cli.command {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
+        Command::Sim(SimCommand::Serve(args)) => serve::run(&args),
+        Command::Launch(args) => launch::run(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
         Command::Datagen(args) => datagen::run(&args),
         Command::Train(TrainCommand::S1(args)) => train::run(&args, false),
@@ -114,6 +128,7 @@ fn main() -> Result<()> {
         Command::Bench(BenchCommand::Datagen(args)) => bench::run_datagen(&args),
         Command::Bench(BenchCommand::S1(args)) => bench::run_s1(&args),
         Command::Bench(BenchCommand::S2(args)) => bench_s2::run(&args),
+        Command::Bench(BenchCommand::Runtime(args)) => bench_runtime::run(&args),
         Command::Policy(PolicyCommand::RunHead(args)) => policy::run_head(&args),
         Command::Policy(PolicyCommand::RunVlm(args)) => vlm::run_vlm(&args),
         Command::Policy(PolicyCommand::Plan(args)) => plan::run(&args),

@@ -1,34 +1,12 @@
 //! `bicameral train dual` on a small LeRobot dataset with camera images, then `policy plan` on
 //! the checkpoint with a PNG and an instruction, and `bench s2` on the shipped default size.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
 
 use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame, encode_png};
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bicameral-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn bicameral(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bicameral"))
-        .env("BICAMERAL_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(res: &Output, what: &str) -> String {
-    assert!(
-        res.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    String::from_utf8_lossy(&res.stdout).into_owned()
-}
+use common::{bicameral, ok, tmp_dir};
 
 const SIDE: usize = 16;
 

@@ -66,6 +66,7 @@ pub struct NodeStats {
     errors: AtomicU64,
     decode_errors: AtomicU64,
     latency_ns: AtomicU64,
+    detail: Mutex<String>,
 }
 
 impl Default for NodeStats {
@@ -77,6 +78,7 @@ impl Default for NodeStats {
             errors: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0),
+            detail: Mutex::new(String::new()),
         }
     }
 }
@@ -97,6 +99,17 @@ impl NodeStats {
         if n < 5 || n.is_multiple_of(1000) {
             tracing::warn!(error = %e, count = n + 1, "dropped a malformed message");
         }
+    }
+
+    fn set_detail(&self, detail: &str) {
+        if let Ok(mut d) = self.detail.lock() {
+            detail.clone_into(&mut d);
+        }
+    }
+
+    /// What the node is working on (the planner: its current instruction).
+    pub fn detail(&self) -> String {
+        self.detail.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     /// Outputs (plans, chunks, commands) so far.
@@ -290,6 +303,7 @@ pub fn spawn_planner<P: Planner + 'static>(
                 match m {
                     Ok(m) => {
                         tracing::info!(instruction = %m.text, "new instruction");
+                        st.set_detail(&m.text);
                         core.on_instruction(m)
                     }
                     Err(e) => st.decode_error(&e),
@@ -516,7 +530,11 @@ pub fn spawn_executor_bridge(
                         Some(j) => format!("{} (joint {j})", kind.name()),
                         None => kind.name().to_string(),
                     };
-                    tracing::warn!(event = kind.name(), count = n, "safety event");
+                    // Log each kind's first events and then every 100th (a rejected
+                    // stream of chunks must not flood the log; every event is published).
+                    if n <= 3 || n.is_multiple_of(100) {
+                        tracing::warn!(event = kind.name(), count = n, "safety event");
+                    }
                     let mut ev = SafetyEvent {
                         header: Header::new::<SafetyEvent>(node.robot(), 0, stamp),
                         event: kind,

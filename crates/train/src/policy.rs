@@ -419,6 +419,19 @@ impl Policy {
         frozen: usize,
         seed: u64,
     ) -> Result<Vec<Vec<f32>>, TrainError> {
+        self.act_rtc_with_plan(embodiment, state, self.plan(1), prefix, frozen, seed)
+    }
+
+    /// [`act_rtc`](Self::act_rtc) on System 2's plan tokens `plan [1, S, Db]`.
+    pub fn act_rtc_with_plan(
+        &self,
+        embodiment: usize,
+        state: &[f32],
+        plan: Tensor<3>,
+        prefix: &[Vec<f32>],
+        frozen: usize,
+        seed: u64,
+    ) -> Result<Vec<Vec<f32>>, TrainError> {
         let norm = self.embodiment(embodiment)?;
         let s = self.state_tensor(norm, state)?;
         let a = self.head.config.action_dim;
@@ -439,7 +452,7 @@ impl Policy {
             actions: Tensor::from_data(TensorData::new(values, [1, prefix.len(), a]), &device),
             frozen,
         };
-        let cond = self.head.condition(self.plan(1), s, &[embodiment as i64])?;
+        let cond = self.head.condition(plan, s, &[embodiment as i64])?;
         let out = self
             .head
             .sample_rtc(&cond, InitialNoise::Seed(seed), &prefix, None)?;

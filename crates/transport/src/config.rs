@@ -165,8 +165,6 @@ impl ZenohConfig {
         set("listen/endpoints", json!(self.listen))?;
         set("connect/endpoints", json!(self.connect))?;
         set("scouting/multicast/enabled", json!(self.multicast_scouting))?;
-        // No gossip-driven discovery either: links are exactly what listen/connect say.
-        set("scouting/gossip/enabled", json!(false))?;
         if let Some(auth) = &self.auth {
             let mut usrpwd = json!({"user": auth.user, "password": auth.password});
             if let Some(d) = &auth.dictionary_file {

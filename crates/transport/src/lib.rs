@@ -208,6 +208,14 @@ impl Node {
         Ok(AliveWatch { inner, key })
     }
 
+    /// Publishes raw bytes on `key` (bridges, fault injection); no encoding, no checks.
+    pub fn put_raw(&self, key: &str, bytes: &[u8]) -> Result<(), TransportError> {
+        self.session
+            .put(key, bytes.to_vec())
+            .wait()
+            .map_err(|e| TransportError::zenoh(&format!("put {key}"), e))
+    }
+
     /// Closes the session.
     pub fn close(&self) -> Result<(), TransportError> {
         self.session

@@ -73,9 +73,8 @@ fn typed_pubsub_liveliness_and_garbage_between_two_peers() {
     }
 
     // Garbage on the topic: an error naming the key, then the next good message still arrives.
-    b.session()
-        .put(b.keys().action_chunk(), vec![0xc1u8, 0xff, 0x00, 0x13])
-        .wait_put();
+    b.put_raw(&b.keys().action_chunk(), &[0xc1u8, 0xff, 0x00, 0x13])
+        .unwrap();
     let err = sub.recv_timeout(T).unwrap_err();
     assert!(
         matches!(&err, TransportError::Decode { key, .. } if key == "bicameral/r1/s1/action_chunk"),
@@ -247,14 +246,6 @@ fn access_control_keeps_unauthorized_chunks_away_from_the_robot() {
 }
 
 /// Small helpers to keep the tests readable over zenoh's resolvable builders.
-trait WaitPut {
-    fn wait_put(self);
-}
-impl<T: zenoh::Wait<To = zenoh::Result<()>>> WaitPut for T {
-    fn wait_put(self) {
-        self.wait().unwrap()
-    }
-}
 trait WaitPeers {
     fn wait_peers(self) -> Vec<zenoh::session::ZenohId>;
 }

@@ -1,0 +1,175 @@
+//! The burn models behind the runtime's [`Planner`] and [`ActionPolicy`] traits: a trained
+//! checkpoint's System 2 and System 1 as nodes.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use bicameral_policy::HostTensor;
+use bicameral_policy::burn::tensor::{Tensor, TensorData};
+use bicameral_runtime::RuntimeError;
+use bicameral_runtime::nodes::{ActionPolicy, Image, PlanTokens, Planner};
+use bicameral_train::{Policy, TrainConfig, View, load_checkpoint};
+
+fn node_err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Node(e.to_string())
+}
+
+/// Loads a checkpoint for inference on the CPU.
+pub fn load(dir: &Path) -> Result<(Policy, TrainConfig)> {
+    let device = bicameral_policy::cpu_device();
+    let (policy, config, _) =
+        load_checkpoint(dir, &device).with_context(|| format!("loading {}", dir.display()))?;
+    Ok((policy, config))
+}
+
+/// System 2 from a checkpoint trained with `train dual`.
+pub struct BurnPlanner {
+    policy: Policy,
+    cameras: Vec<String>,
+}
+
+impl BurnPlanner {
+    /// The planner of `policy`; `cameras` are the runtime camera names for its views, in order.
+    pub fn new(policy: Policy, cameras: Vec<String>) -> Result<Self> {
+        let Some(planner) = &policy.planner else {
+            bail!("the checkpoint has no planner (System 2); it was trained with `train s1`");
+        };
+        if planner.config.num_views != cameras.len() {
+            bail!(
+                "the planner takes {} camera views, {} cameras given ({cameras:?})",
+                planner.config.num_views,
+                cameras.len()
+            );
+        }
+        Ok(BurnPlanner { policy, cameras })
+    }
+}
+
+impl Planner for BurnPlanner {
+    fn cameras(&self) -> Vec<String> {
+        self.cameras.clone()
+    }
+
+    fn plan(
+        &mut self,
+        images: &[Image<'_>],
+        instruction: &str,
+    ) -> Result<PlanTokens, RuntimeError> {
+        let views: Vec<View<'_>> = images
+            .iter()
+            .map(|i| View {
+                rgb: i.rgb,
+                width: i.width,
+                height: i.height,
+            })
+            .collect();
+        let out = self
+            .policy
+            .plan_observation(&views, instruction)
+            .map_err(node_err)?;
+        let [_, s, d] = out.tokens.dims();
+        let tokens = HostTensor::from_tensor(out.tokens).map_err(node_err)?;
+        let subgoal = match out.subgoal {
+            Some(t) => HostTensor::from_tensor(t)
+                .map_err(node_err)?
+                .as_f32()
+                .unwrap_or_default()
+                .to_vec(),
+            None => Vec::new(),
+        };
+        let mask = |m: &[Vec<bool>]| -> Vec<u8> {
+            m.first()
+                .map(|r| r.iter().map(|&b| u8::from(b)).collect())
+                .unwrap_or_default()
+        };
+        Ok(PlanTokens {
+            tokens: tokens.as_f32().unwrap_or_default().to_vec(),
+            len: s,
+            dim: d,
+            attention_mask: mask(&out.attention_mask),
+            image_mask: mask(&out.image_mask),
+            subgoal,
+        })
+    }
+}
+
+/// System 1 from a checkpoint (`train s1` or `train dual`).
+pub struct BurnActor {
+    policy: Policy,
+    embodiment: usize,
+    dt: f64,
+    needs_plan: bool,
+}
+
+impl BurnActor {
+    /// The head of `policy` acting for embodiment `embodiment` (the dataset's robot type) with
+    /// actions `dt` s apart.
+    pub fn new(policy: Policy, embodiment: &str, dt: f64) -> Result<Self> {
+        let id = policy.normalizer.id(embodiment).with_context(|| {
+            format!(
+                "the checkpoint has no embodiment \"{embodiment}\" (it knows {:?})",
+                policy
+                    .normalizer
+                    .embodiments
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+            )
+        })?;
+        let needs_plan = policy.planner.is_some();
+        Ok(BurnActor {
+            policy,
+            embodiment: id,
+            dt,
+            needs_plan,
+        })
+    }
+}
+
+impl ActionPolicy for BurnActor {
+    fn horizon(&self) -> usize {
+        self.policy.head.config.action_horizon
+    }
+
+    fn action_dim(&self) -> usize {
+        self.policy.normalizer.embodiments[self.embodiment].action_dim()
+    }
+
+    fn action_dt(&self) -> f64 {
+        self.dt
+    }
+
+    fn needs_plan(&self) -> bool {
+        self.needs_plan
+    }
+
+    fn act(
+        &mut self,
+        plan: Option<&PlanTokens>,
+        state: &[f32],
+        prefix: &[f32],
+        frozen: usize,
+        seed: u64,
+    ) -> Result<Vec<f32>, RuntimeError> {
+        let device = self.policy.head.device();
+        let plan = match plan {
+            Some(p) => Tensor::from_data(
+                TensorData::new(p.tokens.clone(), [1, p.len, p.dim]),
+                &device,
+            ),
+            None => self.policy.plan(1),
+        };
+        let d = self.action_dim();
+        let rows: Vec<Vec<f32>> = prefix.chunks(d).map(<[f32]>::to_vec).collect();
+        let out = if rows.is_empty() {
+            self.policy
+                .act_with_plan(self.embodiment, state, plan, seed)
+                .map_err(node_err)?
+        } else {
+            self.policy
+                .act_rtc_with_plan(self.embodiment, state, plan, &rows, frozen, seed)
+                .map_err(node_err)?
+        };
+        Ok(out.into_iter().flatten().collect())
+    }
+}

@@ -1,0 +1,504 @@
+//! `bicameral launch FILE`: starts the nodes a launch file names (in this process, on one
+//! shared zenoh session), supervises them (restart on failure, up to a limit), and stops them
+//! cleanly on Ctrl-C / SIGTERM or after `--seconds`, printing the measured node rates.
+//!
+//! By default the launch's zenoh session is a peer listening on tcp/127.0.0.1:7447 with
+//! multicast scouting off: an outside client that connects there sees every topic.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bicameral_msgs::SafetyEventKind;
+use bicameral_robot::{Embodiment, Kinematics};
+use bicameral_runtime::clock::{Clock, WallClock};
+use bicameral_runtime::executor::{
+    Executor, ExecutorConfig, ExecutorThread, SafetyCounters, spawn,
+};
+use bicameral_runtime::live::{NodeHandle, spawn_action, spawn_executor_bridge, spawn_planner};
+use bicameral_runtime::nodes::{ActionCore, ActionNodeConfig, PlannerCore, PlannerNodeConfig};
+use bicameral_runtime::safety::{SafetyConfig, SafetyLimits};
+use bicameral_sim::DataRoot;
+use bicameral_transport::{DEFAULT_PORT, Node, ZenohConfig};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::agents::{BurnActor, BurnPlanner, load};
+use crate::serve::{SimRobot, SimRobotConfig};
+
+/// System 2 in a launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerLaunch {
+    /// Checkpoint directory (trained with `train dual`).
+    pub checkpoint: PathBuf,
+    /// Runtime camera names for the planner's views, in order.
+    #[serde(default = "default_cameras")]
+    pub cameras: Vec<String>,
+    /// Plans per second.
+    #[serde(default = "default_planner_rate")]
+    pub rate_hz: f64,
+}
+
+fn default_cameras() -> Vec<String> {
+    vec!["ego_view".into()]
+}
+fn default_planner_rate() -> f64 {
+    5.0
+}
+
+/// System 1 in a launch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionLaunch {
+    /// Checkpoint directory.
+    pub checkpoint: PathBuf,
+    /// The checkpoint's embodiment name (its dataset's robot type).
+    #[serde(default = "default_embodiment_name")]
+    pub embodiment: String,
+    /// Chunks per second.
+    #[serde(default = "default_action_rate")]
+    pub rate_hz: f64,
+    /// Time between a chunk's actions, ms (the training data's control period).
+    #[serde(default = "default_action_dt")]
+    pub action_dt_ms: f64,
+    /// Plans older than this are not used, ms.
+    #[serde(default = "default_ttl")]
+    pub plan_ttl_ms: f64,
+    /// Real-time chunking.
+    #[serde(default = "default_true")]
+    pub rtc: bool,
+    /// Sampling seed.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_embodiment_name() -> String {
+    "bc_humanoid".into()
+}
+fn default_action_rate() -> f64 {
+    30.0
+}
+fn default_action_dt() -> f64 {
+    50.0
+}
+fn default_ttl() -> f64 {
+    1000.0
+}
+fn default_true() -> bool {
+    true
+}
+
+/// What happens when a node's thread ends with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Leave it stopped (the launch goes on; the executor holds if chunks stop).
+    Never,
+    /// Start it again, up to `max_restarts` times.
+    #[default]
+    OnFailure,
+}
+
+/// Supervision settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuperviseConfig {
+    /// Restart policy.
+    #[serde(default)]
+    pub restart: Restart,
+    /// Restarts allowed per node.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+}
+
+fn default_max_restarts() -> u32 {
+    3
+}
+
+impl Default for SuperviseConfig {
+    fn default() -> Self {
+        SuperviseConfig {
+            restart: Restart::OnFailure,
+            max_restarts: default_max_restarts(),
+        }
+    }
+}
+
+/// A launch file (`launch/*.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchFile {
+    /// Robot id (the key-expression prefix `bicameral/{robot}`).
+    pub robot: String,
+    /// The embodiment file (joint order and limits), relative to the data root.
+    #[serde(default = "default_embodiment")]
+    pub embodiment: PathBuf,
+    /// The launch's zenoh session (default: peer listening on tcp/127.0.0.1:7447).
+    #[serde(default = "default_zenoh")]
+    pub zenoh: ZenohConfig,
+    /// A simulated robot in this process.
+    #[serde(default)]
+    pub sim: Option<SimRobotConfig>,
+    /// The executor (runs when present).
+    #[serde(default)]
+    pub executor: Option<ExecutorConfig>,
+    /// Safety limits beyond the robot description.
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    /// System 2.
+    #[serde(default)]
+    pub planner: Option<PlannerLaunch>,
+    /// System 1.
+    #[serde(default)]
+    pub action: Option<ActionLaunch>,
+    /// Supervision.
+    #[serde(default)]
+    pub supervise: SuperviseConfig,
+}
+
+fn default_embodiment() -> PathBuf {
+    PathBuf::from("robots/bc_humanoid/embodiment.toml")
+}
+
+fn default_zenoh() -> ZenohConfig {
+    ZenohConfig::loopback_listener(DEFAULT_PORT)
+}
+
+impl LaunchFile {
+    /// Reads and checks a launch file; relative paths resolve against the data root.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let f: LaunchFile = toml::from_str(&text)
+            .with_context(|| format!("{}: invalid launch file", path.display()))?;
+        let src = path.display().to_string();
+        f.zenoh.validate(&src)?;
+        f.safety.validate(&src)?;
+        if let Some(e) = &f.executor {
+            e.validate(&src)?;
+        }
+        if let Some(p) = &f.planner
+            && !(p.rate_hz >= 0.0 && p.rate_hz <= 100.0)
+        {
+            bail!(
+                "{src}: `planner.rate_hz` = {} must be in 0..=100",
+                p.rate_hz
+            );
+        }
+        if let Some(a) = &f.action {
+            if !(a.rate_hz == 0.0 || (1.0..=120.0).contains(&a.rate_hz)) {
+                bail!(
+                    "{src}: `action.rate_hz` = {} must be 0 or in 1..=120",
+                    a.rate_hz
+                );
+            }
+            if a.action_dt_ms.is_nan() || a.action_dt_ms <= 0.0 {
+                bail!("{src}: `action.action_dt_ms` must be > 0");
+            }
+        }
+        Ok(f)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Launch file.
+    pub file: PathBuf,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Override the zenoh listen endpoint's port (e.g. to run two launches on one host).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+enum Slot {
+    Planner(PlannerLaunch),
+    Action(ActionLaunch),
+}
+
+struct Supervised {
+    slot: Slot,
+    handle: Option<NodeHandle>,
+    restarts: u32,
+    outputs_before: u64,
+    first_start: Instant,
+}
+
+fn start_slot(
+    slot: &Slot,
+    node: &Node,
+    clock: &Arc<dyn Clock>,
+    root: &DataRoot,
+) -> Result<NodeHandle> {
+    match slot {
+        Slot::Planner(p) => {
+            let (policy, _) = load(&root.root.join(&p.checkpoint))?;
+            let planner = BurnPlanner::new(policy, p.cameras.clone())?;
+            let core = PlannerCore::new(
+                planner,
+                PlannerNodeConfig {
+                    rate_hz: p.rate_hz,
+                    ..Default::default()
+                },
+                node.robot(),
+            );
+            Ok(spawn_planner(
+                node.with_name("planner")?,
+                core,
+                clock.clone(),
+            )?)
+        }
+        Slot::Action(a) => {
+            let (policy, _) = load(&root.root.join(&a.checkpoint))?;
+            let actor = BurnActor::new(policy, &a.embodiment, a.action_dt_ms * 1e-3)?;
+            let core = ActionCore::new(
+                actor,
+                ActionNodeConfig {
+                    rate_hz: a.rate_hz,
+                    plan_ttl_ms: a.plan_ttl_ms,
+                    rtc: a.rtc,
+                    rtc_margin_steps: 1,
+                    seed: a.seed,
+                },
+                node.robot(),
+            );
+            Ok(spawn_action(
+                node.with_name("action")?,
+                core,
+                clock.clone(),
+            )?)
+        }
+    }
+}
+
+pub fn run(args: &LaunchArgs) -> Result<()> {
+    let mut file = LaunchFile::load(&args.file)?;
+    if let Some(port) = args.port {
+        file.zenoh.listen = vec![format!("tcp/127.0.0.1:{port}")];
+    }
+    let root = DataRoot::discover().context("finding robots/ and sim/")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let s = stop.clone();
+        ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
+            .context("installing the Ctrl-C handler")?;
+    }
+    // One clock for every node of the launch (the executor schedules chunks stamped by S1).
+    let wall = WallClock::new();
+    let clock: Arc<dyn Clock> = Arc::new(wall);
+    let session = Node::open(&file.zenoh, &file.robot, "launch")
+        .with_context(|| format!("{}: opening the zenoh session", args.file.display()))?;
+    tracing::info!(robot = %file.robot, listen = ?file.zenoh.listen, "launch session open");
+
+    let sim = match &file.sim {
+        Some(cfg) => Some(SimRobot::start(
+            session.with_name("sim")?,
+            cfg.clone(),
+            clock.clone(),
+        )?),
+        None => None,
+    };
+
+    let mut executor: Option<(ExecutorThread, NodeHandle, Arc<SafetyCounters>)> = None;
+    if let Some(cfg) = &file.executor {
+        let emb_path = root.root.join(&file.embodiment);
+        let embodiment = Embodiment::load(&emb_path)?;
+        let model = embodiment.load_robot()?;
+        let kin = Kinematics::new(&model);
+        let limits = SafetyLimits::from_robot(&kin, &embodiment, &file.safety)?;
+        let (exec, io) = Executor::new(cfg.clone(), limits)?;
+        let counters = io.counters.clone();
+        let bridge = spawn_executor_bridge(
+            session.with_name("executor")?,
+            io,
+            clock.clone(),
+            cfg.rate_hz,
+        )?;
+        let thread = spawn(exec, wall)?;
+        executor = Some((thread, bridge, counters));
+    }
+
+    let mut nodes: Vec<Supervised> = Vec::new();
+    if let Some(p) = &file.planner {
+        nodes.push(Supervised {
+            slot: Slot::Planner(p.clone()),
+            handle: None,
+            restarts: 0,
+            outputs_before: 0,
+            first_start: Instant::now(),
+        });
+    }
+    if let Some(a) = &file.action {
+        nodes.push(Supervised {
+            slot: Slot::Action(a.clone()),
+            handle: None,
+            restarts: 0,
+            outputs_before: 0,
+            first_start: Instant::now(),
+        });
+    }
+    for n in &mut nodes {
+        n.handle = Some(start_slot(&n.slot, &session, &clock, &root)?);
+        n.first_start = Instant::now();
+    }
+
+    let started = Instant::now();
+    let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
+    let mut ticks_at_start: Option<(Instant, u64)> = None;
+    while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(100));
+        if ticks_at_start.is_none()
+            && let Some((t, _, _)) = &executor
+        {
+            ticks_at_start = Some((Instant::now(), t.stats.count()));
+        }
+        for n in &mut nodes {
+            let dead = n.handle.as_ref().is_some_and(|h| !h.is_running());
+            if !dead {
+                continue;
+            }
+            let h = n.handle.take().context("node handle")?;
+            let name = h.name().to_string();
+            n.outputs_before += h.stats.outputs();
+            let err = h.stop().err();
+            tracing::error!(node = %name, error = ?err, "node stopped");
+            if file.supervise.restart == Restart::OnFailure
+                && n.restarts < file.supervise.max_restarts
+            {
+                n.restarts += 1;
+                tracing::warn!(node = %name, restart = n.restarts, "restarting");
+                n.handle = Some(start_slot(&n.slot, &session, &clock, &root)?);
+            }
+        }
+        if let Some(s) = &sim
+            && !s.is_running()
+        {
+            bail!("the simulated robot stopped");
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Report, then stop everything.
+    let mut report = serde_json::Map::new();
+    report.insert("seconds".into(), json!(elapsed));
+    for n in &nodes {
+        if let Some(h) = &n.handle {
+            let (name, configured) = match &n.slot {
+                Slot::Planner(p) => ("planner", p.rate_hz),
+                Slot::Action(a) => ("action", a.rate_hz),
+            };
+            report.insert(
+                name.into(),
+                json!({
+                    "configured_hz": configured,
+                    "measured_hz": h.stats.rate_hz(),
+                    "outputs": h.stats.outputs() + n.outputs_before,
+                    "errors": h.stats.errors(),
+                    "decode_errors": h.stats.decode_errors(),
+                    "last_latency_ms": h.stats.last_latency_ns() as f64 * 1e-6,
+                    "restarts": n.restarts,
+                    "detail": h.stats.detail(),
+                }),
+            );
+        }
+    }
+    if let Some((thread, bridge, counters)) = &executor {
+        let counters = safety_json(counters);
+        let (t0, n0) = ticks_at_start.unwrap_or((started, 0));
+        let measured = (thread.stats.count() - n0) as f64 / t0.elapsed().as_secs_f64();
+        report.insert(
+            "executor".into(),
+            json!({
+                "configured_hz": file.executor.as_ref().map(|e| e.rate_hz),
+                "measured_hz": measured,
+                "lateness_p99_us": thread.stats.quantile_ns(0.99) as f64 / 1000.0,
+                "deadline_misses": thread.stats.misses(),
+                "commands_published": bridge.stats.outputs(),
+                "decode_errors": bridge.stats.decode_errors(),
+                "safety": counters,
+            }),
+        );
+    }
+    if let Some(s) = &sim {
+        let steps = s.stats.steps.load(Ordering::Relaxed);
+        report.insert(
+            "sim".into(),
+            json!({
+                "task": s.episode.task,
+                "instruction": s.episode.instruction,
+                "physics_steps": steps,
+                "states": s.stats.states.load(Ordering::Relaxed),
+                "frames": s.stats.frames.load(Ordering::Relaxed),
+                "commands_applied": s.stats.commands.load(Ordering::Relaxed),
+                "success": s.stats.success.load(Ordering::Relaxed),
+            }),
+        );
+    }
+    for n in nodes {
+        if let Some(h) = n.handle {
+            h.stop()?;
+        }
+    }
+    if let Some((thread, bridge, _)) = executor {
+        bridge.stop()?;
+        thread.stop()?;
+    }
+    if let Some(s) = sim {
+        s.stop()?;
+    }
+    session.close()?;
+    let report = serde_json::Value::Object(report);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+fn safety_json(counters: &SafetyCounters) -> serde_json::Value {
+    SafetyEventKind::ALL
+        .iter()
+        .map(|k| (k.name().to_string(), json!(counters.count(*k))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_launch_files_parse_and_bad_ones_are_named() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../launch");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                LaunchFile::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n > 0);
+        let tmp =
+            std::env::temp_dir().join(format!("bicameral-launch-{}.toml", std::process::id()));
+        std::fs::write(&tmp, "robot = \"r\"\n[executor]\nrate_hz = 5000\n").unwrap();
+        let err = format!("{:#}", LaunchFile::load(&tmp).unwrap_err());
+        assert!(err.contains("executor.rate_hz"), "{err}");
+        std::fs::write(&tmp, "robot = \"r\"\n[planer]\n").unwrap();
+        let err = format!("{:#}", LaunchFile::load(&tmp).unwrap_err());
+        assert!(
+            err.contains("unknown field") && err.contains("planer"),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(&tmp);
+    }
+}

@@ -1,0 +1,392 @@
+//! End to end: a tiny System 2 + System 1 checkpoint (real burn models, trained two steps on a
+//! synthetic bc_humanoid dataset) driving the simulated robot through the executor, all over a
+//! real zenoh session on loopback, launched in one process by `bicameral launch`. The node
+//! rates must be within 5 % of the configured ones.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
+use common::{bicameral, ok, tmp_dir};
+
+const SIDE: usize = 16;
+const DOF: usize = 21;
+
+fn write_dataset(dir: &Path) {
+    let names: Vec<String> = (0..DOF).map(|i| format!("q{i}")).collect();
+    let spec = DatasetSpec {
+        fps: 20.0,
+        robot_type: "bc_humanoid".into(),
+        state_names: names.clone(),
+        action_names: names,
+        state_slices: vec![("all".into(), 0, DOF)],
+        action_slices: vec![("all".into(), 0, DOF)],
+        cameras: vec![("ego_view".into(), SIDE as u32, SIDE as u32)],
+        video: false,
+    };
+    let mut w = DatasetWriter::create(dir, Format::LeRobotV30, spec, false).unwrap();
+    for (task, shade) in [
+        ("pick up the red cube", 200u8),
+        ("pick up the blue cube", 40),
+    ] {
+        let frames = (0..8)
+            .map(|t| Frame {
+                state: vec![0.01 * t as f32; DOF],
+                action: vec![0.01 * (t + 1) as f32; DOF],
+                images: vec![(0..SIDE * SIDE * 3).map(|_| shade).collect()],
+            })
+            .collect();
+        w.write_episode(&Episode {
+            task: task.into(),
+            frames,
+            meta: serde_json::json!({ "subgoal": [0.4, 0.1, 0.8, 0.5, -0.2, 0.8] }),
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+const CONFIG: &str = r#"
+steps = 2
+batch_size = 4
+seed = 1
+checkpoint_every = 2
+
+[head]
+layers = 2
+heads = 2
+head_dim = 8
+hidden_size = 16
+plan_dim = 16
+plan_tokens = 2
+future_tokens = 2
+adapter_layers = 1
+adapter_heads = 2
+action_horizon = 8
+inference_steps = 2
+
+[planner]
+cameras = ["observation.images.ego_view"]
+image_size = 16
+patch_size = 8
+vision_layers = 1
+vision_width = 16
+vision_heads = 2
+vision_mlp = 32
+connector = "linear"
+lm_layers = 1
+lm_width = 16
+lm_heads = 2
+lm_kv_heads = 1
+lm_head_dim = 8
+lm_mlp = 32
+vocab_size = 16
+max_text_tokens = 8
+subgoal_weight = 0.5
+
+[optim]
+lr = 1e-3
+warmup_steps = 1
+weight_decay = 0.0
+grad_clip_norm = 1.0
+"#;
+
+#[derive(Debug, Default)]
+struct Faults {
+    commands: u64,
+    outside_limits: u64,
+    estop_event: bool,
+    reset_event: bool,
+    rejected_event: bool,
+    track_while_stopped: u64,
+}
+
+/// From another zenoh peer: garbage on every topic, a NaN chunk, an out-of-limit chunk, an
+/// e-stop and its reset; watches every joint command against the robot's limits.
+fn inject_faults(port: u16) -> Faults {
+    use bicameral_msgs::*;
+    use bicameral_transport::{Node, Qos, ZenohConfig};
+    use std::time::{Duration, Instant};
+    let t = Duration::from_secs(20);
+    let node = Node::open(&ZenohConfig::loopback_client(port), "e2e", "faults").unwrap();
+    let keys = node.keys().clone();
+    node.watch_alive()
+        .unwrap()
+        .wait_alive("executor", t)
+        .unwrap();
+    let cmds = node
+        .subscribe::<JointCommand>(keys.joint_command())
+        .unwrap();
+    let events = node.subscribe::<SafetyEvent>(keys.safety_event()).unwrap();
+    // The embodiment's limits, from the robot description (what the executor enforces).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let emb = bicameral_robot::Embodiment::load(&root.join("robots/bc_humanoid/embodiment.toml"))
+        .unwrap();
+    let kin = bicameral_robot::Kinematics::new(&emb.load_robot().unwrap());
+    let limits: Vec<_> = emb
+        .action_dof_indices(&kin)
+        .unwrap()
+        .iter()
+        .map(|&d| kin.dof_limits()[d])
+        .collect();
+    let mut f = Faults::default();
+    let check = |f: &mut Faults, stopped: bool| {
+        while let Some(c) = cmds.try_recv() {
+            // (Our own garbage on the command topic comes back to us undecodable.)
+            let Ok(c) = c else { continue };
+            f.commands += 1;
+            for (q, l) in c.position.iter().zip(&limits) {
+                if !(q.is_finite() && *q >= l.lower - 1e-9 && *q <= l.upper + 1e-9) {
+                    f.outside_limits += 1;
+                }
+            }
+            if stopped && c.mode == CommandMode::Track {
+                f.track_while_stopped += 1;
+            }
+        }
+        while let Some(Ok(e)) = events.try_recv() {
+            match e.event {
+                SafetyEventKind::EStopEngaged => f.estop_event = true,
+                SafetyEventKind::EStopReset => f.reset_event = true,
+                SafetyEventKind::ChunkRejected => f.rejected_event = true,
+                _ => {}
+            }
+        }
+    };
+    let garbage: [&[u8]; 3] = [b"\x00\x01\x02", b"\xde\xad\xbe\xef garbage", &[0x85; 40]];
+    for key in [
+        keys.joint_state(),
+        keys.camera("ego_view"),
+        keys.instruction(),
+        keys.plan(),
+        keys.action_chunk(),
+        keys.joint_command(),
+        keys.estop(),
+    ] {
+        for g in garbage {
+            node.put_raw(&key, g).unwrap();
+        }
+    }
+    let mut chunks = node
+        .publisher::<ActionChunk>(keys.action_chunk(), Qos::Control)
+        .unwrap();
+    let bad = |v: f32| ActionChunk {
+        header: Header::new::<ActionChunk>("e2e", 0, 0),
+        plan_seq: NO_PLAN,
+        plan_stamp_ns: 0,
+        obs_stamp_ns: 0,
+        t0_ns: 0,
+        dt_ns: 50_000_000,
+        actions: Tensor::from_f32(&[8, 21], &[v; 8 * 21]).unwrap(),
+    };
+    let until = |f: &mut Faults, d: Duration, stopped: bool| {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            check(f, stopped);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // The chunk slot keeps only the latest chunk: wait for the NaN chunk's rejection before
+    // sending the next bad one (S1's own chunks may supersede it first; then send again).
+    let end = Instant::now() + t;
+    while !f.rejected_event && Instant::now() < end {
+        chunks.put(&mut bad(f32::NAN)).unwrap();
+        until(&mut f, Duration::from_millis(20), false);
+    }
+    chunks.put(&mut bad(50.0)).unwrap();
+    until(&mut f, Duration::from_secs(1), false);
+    let mut estop = node.publisher::<EStop>(keys.estop(), Qos::Control).unwrap();
+    let msg = |engage| EStop {
+        header: Header::new::<EStop>("e2e", 0, 0),
+        engage,
+        operator: "test".into(),
+        reason: "fault injection".into(),
+    };
+    estop.put(&mut msg(true)).unwrap();
+    // Commands already in flight may still say "track" for a moment; from the first "hold"
+    // on, nothing may track until the reset.
+    let end = Instant::now() + t;
+    'wait: while Instant::now() < end {
+        while let Some(c) = cmds.try_recv() {
+            let Ok(c) = c else { continue };
+            f.commands += 1;
+            if c.mode == CommandMode::Hold {
+                break 'wait;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    until(&mut f, Duration::from_secs(1), true);
+    estop.put(&mut msg(false)).unwrap();
+    until(&mut f, Duration::from_millis(500), false);
+    f
+}
+
+const PY_INSTRUCTION: &str = "put the green cube in the bowl";
+
+/// Runs tests/python/zenoh_client.py against the launch on `port` for 6 s; `None` when
+/// BICAMERAL_SKIP_PYTHON_INTEROP is set.
+fn python_client(port: u16) -> Option<serde_json::Value> {
+    if std::env::var_os("BICAMERAL_SKIP_PYTHON_INTEROP").is_some() {
+        return None;
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let setup = Command::new("bash")
+        .arg(here.join("setup_zenoh_venv.sh"))
+        .output()
+        .unwrap();
+    let python = ok(&setup, "setup_zenoh_venv.sh").trim().to_string();
+    let res = Command::new(python)
+        .arg(here.join("zenoh_client.py"))
+        .args([&format!("tcp/127.0.0.1:{port}"), "e2e", "6", PY_INSTRUCTION])
+        .output()
+        .unwrap();
+    Some(serde_json::from_str(ok(&res, "zenoh_client.py").trim()).unwrap())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn launch_runs_both_minds_the_executor_and_the_sim_at_their_rates() {
+    let dir = tmp_dir("launch");
+    let data = dir.join("data");
+    write_dataset(&data);
+    let cfg = dir.join("dual.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let ckpt = dir.join("run");
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    ok(
+        &bicameral(&[
+            "train",
+            "dual",
+            "--dataset",
+            &s(&data),
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&ckpt),
+        ]),
+        "train dual",
+    );
+
+    let port = free_port();
+    let launch = dir.join("launch.toml");
+    std::fs::write(
+        &launch,
+        format!(
+            r#"
+robot = "e2e"
+
+[zenoh]
+listen = ["tcp/127.0.0.1:{port}"]
+
+[sim]
+task = "pick_place"
+seed = 3
+state_hz = 100
+camera_hz = 5
+
+[executor]
+rate_hz = 200
+
+[planner]
+checkpoint = "{ck}"
+rate_hz = 2
+
+[action]
+checkpoint = "{ck}"
+rate_hz = 10
+action_dt_ms = 50
+"#,
+            ck = s(&ckpt.join("checkpoint"))
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_bicameral"))
+        .env("BICAMERAL_LOG", "warn")
+        .args(["launch", &s(&launch), "--seconds", "16", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile a Python client (PyPI eclipse-zenoh + msgpack) connects to the launch's
+    // endpoint, reads joint states and chunks and sends an instruction.
+    let client = python_client(port);
+    let faults = inject_faults(port);
+    let out = ok(&child.wait_with_output().unwrap(), "launch");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if let Some(c) = client {
+        assert!(c["states"].as_u64().unwrap() > 100, "{c}");
+        assert!(c["chunks"].as_u64().unwrap() > 10, "{c}");
+        assert_eq!(c["state_dim"], 21, "{c}");
+        assert_eq!(c["chunk_shape"], serde_json::json!([8, 21]), "{c}");
+        assert_eq!(c["chunk_finite"], true, "{c}");
+        assert_eq!(
+            c["kinds"],
+            serde_json::json!(["action_chunk", "joint_state"]),
+            "{c}"
+        );
+        assert_eq!(c["instruction_sent"], true, "{c}");
+        assert_eq!(
+            report["planner"]["detail"], PY_INSTRUCTION,
+            "the planner took the Python client's instruction\n{report:#}"
+        );
+    }
+    let within = |name: &str, want: f64| {
+        let got = report[name]["measured_hz"].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= 0.05 * want,
+            "{name}: measured {got} Hz, configured {want} Hz\n{report:#}"
+        );
+    };
+    within("planner", 2.0);
+    within("action", 10.0);
+    within("executor", 200.0);
+    assert_eq!(report["planner"]["errors"], 0, "{report:#}");
+    assert_eq!(report["action"]["errors"], 0, "{report:#}");
+    // Faults: every injected bad message was dropped and counted, nothing crashed (the launch
+    // exited cleanly and reported), the bad chunks were rejected, the e-stop latched.
+    let safety = &report["executor"]["safety"];
+    assert!(
+        safety["chunk_rejected"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        safety["chunk_out_of_limits"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        safety["e_stop_engaged"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(
+        report["executor"]["decode_errors"].as_u64().unwrap() >= 3,
+        "{report:#}"
+    );
+    assert!(
+        report["action"]["decode_errors"].as_u64().unwrap() >= 1,
+        "{report:#}"
+    );
+    assert!(faults.commands > 200, "{faults:?}");
+    assert_eq!(faults.outside_limits, 0, "{faults:?}");
+    assert!(
+        faults.estop_event && faults.reset_event && faults.rejected_event,
+        "{faults:?}"
+    );
+    assert_eq!(faults.track_while_stopped, 0, "{faults:?}");
+    // The loop was closed: the sim applied the executor's commands.
+    assert!(
+        report["sim"]["commands_applied"].as_u64().unwrap() > 1000,
+        "{report:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
