@@ -17,6 +17,7 @@ use bicameral_runtime::clock::{Clock, WallClock};
 use bicameral_runtime::executor::{
     Executor, ExecutorConfig, ExecutorThread, SafetyCounters, spawn,
 };
+use bicameral_runtime::hal::{LoopbackEcho, RobotHal};
 use bicameral_runtime::live::{NodeHandle, spawn_action, spawn_executor_bridge, spawn_planner};
 use bicameral_runtime::nodes::{ActionCore, ActionNodeConfig, PlannerCore, PlannerNodeConfig};
 use bicameral_runtime::safety::{SafetyConfig, SafetyLimits};
@@ -128,6 +129,23 @@ impl Default for SuperviseConfig {
     }
 }
 
+/// Robot devices the executor can drive directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HalKind {
+    /// A loopback echo device: its state is its last command (tests, dry runs).
+    Loopback,
+}
+
+/// The robot device (`[hal]`). Without it the robot is reached over zenoh: its joint states
+/// arrive on the joint-state topic and it follows the command topic (e.g. `sim serve`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalConfig {
+    /// Which device.
+    pub kind: HalKind,
+}
+
 /// A launch file (`launch/*.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +176,9 @@ pub struct LaunchFile {
     /// Supervision.
     #[serde(default)]
     pub supervise: SuperviseConfig,
+    /// The robot device driven by the executor (default: the robot over zenoh).
+    #[serde(default)]
+    pub hal: Option<HalConfig>,
 }
 
 fn default_embodiment() -> PathBuf {
@@ -173,9 +194,17 @@ impl LaunchFile {
     pub fn load(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let f: LaunchFile = toml::from_str(&text)
+        let mut f: LaunchFile = toml::from_str(&text)
             .with_context(|| format!("{}: invalid launch file", path.display()))?;
         let src = path.display().to_string();
+        // Relative paths in launch files are relative to the data root.
+        if let Some(auth) = &mut f.zenoh.auth
+            && let Some(d) = &auth.dictionary_file
+            && d.is_relative()
+        {
+            let root = DataRoot::discover().context("finding the data root")?;
+            auth.dictionary_file = Some(root.root.join(d));
+        }
         f.zenoh.validate(&src)?;
         f.safety.validate(&src)?;
         if let Some(e) = &f.executor {
@@ -280,7 +309,48 @@ fn start_slot(
 }
 
 pub fn run(args: &LaunchArgs) -> Result<()> {
-    let mut file = LaunchFile::load(&args.file)?;
+    let file = LaunchFile::load(&args.file)?;
+    run_file(file, args)
+}
+
+#[derive(Debug, Args)]
+pub struct RobotArgs {
+    /// Daemon configuration (a launch file with `[executor]`, usually `[hal]`, optionally
+    /// `[action]`; no `[sim]`).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bicameral robot`: the onboard daemon: executor + safety + robot device (+ System 1).
+pub fn run_robot(args: &RobotArgs) -> Result<()> {
+    let file = LaunchFile::load(&args.config)?;
+    let src = args.config.display();
+    if file.executor.is_none() {
+        bail!("{src}: the robot daemon needs an `[executor]` section");
+    }
+    if file.sim.is_some() {
+        bail!(
+            "{src}: `[sim]` belongs in a launch file; the daemon drives `[hal]` or a robot over zenoh"
+        );
+    }
+    run_file(
+        file,
+        &LaunchArgs {
+            file: args.config.clone(),
+            seconds: args.seconds,
+            port: None,
+            json: args.json,
+        },
+    )
+}
+
+fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
     if let Some(port) = args.port {
         file.zenoh.listen = vec![format!("tcp/127.0.0.1:{port}")];
     }
@@ -314,6 +384,22 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
         let model = embodiment.load_robot()?;
         let kin = Kinematics::new(&model);
         let limits = SafetyLimits::from_robot(&kin, &embodiment, &file.safety)?;
+        let hal: Option<Box<dyn RobotHal>> = match &file.hal {
+            Some(HalConfig {
+                kind: HalKind::Loopback,
+            }) => {
+                // Starts at the embodiment's default pose, inside the limits.
+                let q = embodiment.default_q(&kin)?;
+                let start = embodiment
+                    .action_dof_indices(&kin)?
+                    .iter()
+                    .zip(&limits.joints)
+                    .map(|(&d, l)| q[d].clamp(l.lower, l.upper))
+                    .collect();
+                Some(Box::new(LoopbackEcho::new(start)))
+            }
+            None => None,
+        };
         let (exec, io) = Executor::new(cfg.clone(), limits)?;
         let counters = io.counters.clone();
         let bridge = spawn_executor_bridge(
@@ -321,6 +407,7 @@ pub fn run(args: &LaunchArgs) -> Result<()> {
             io,
             clock.clone(),
             cfg.rate_hz,
+            hal,
         )?;
         let thread = spawn(exec, wall)?;
         executor = Some((thread, bridge, counters));

@@ -52,6 +52,9 @@ enum Command {
     /// Start, supervise and stop the nodes of a launch file (System 2, System 1, executor,
     /// simulated robot) over zenoh.
     Launch(launch::LaunchArgs),
+    /// The onboard daemon: executor, safety filter and robot device (optionally System 1),
+    /// configured by a launch file with `[executor]` and `[hal]`.
+    Robot(launch::RobotArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +122,7 @@ fn main() -> Result<()> {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
         Command::Sim(SimCommand::Serve(args)) => serve::run(&args),
         Command::Launch(args) => launch::run(&args),
+        Command::Robot(args) => launch::run_robot(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
         Command::Datagen(args) => datagen::run(&args),
         Command::Train(TrainCommand::S1(args)) => train::run(&args, false),

@@ -8,11 +8,13 @@
 //!   exhausted chunks or e-stop), and its dedicated thread.
 //! * [`nodes`]: System 2 and System 1 as node logic over the [`nodes::Planner`] and
 //!   [`nodes::ActionPolicy`] traits (transport- and clock-independent).
+//! * [`hal`]: the robot hardware abstraction ([`hal::RobotHal`]) and a loopback echo device.
 //! * [`live`]: those nodes and the executor's I/O on threads over zenoh, at their rates.
 
 pub mod clock;
 mod error;
 pub mod executor;
+pub mod hal;
 pub mod live;
 pub mod nodes;
 pub mod safety;

@@ -16,6 +16,7 @@ use bicameral_transport::{Node, Qos, TransportError};
 use crate::RuntimeError;
 use crate::clock::Clock;
 use crate::executor::ExecutorIo;
+use crate::hal::RobotHal;
 use crate::nodes::{ActionCore, ActionPolicy, Planner, PlannerCore};
 
 /// Paces a loop at a fixed rate with absolute deadlines (a late iteration does not shift the
@@ -424,14 +425,16 @@ pub fn spawn_action<A: ActionPolicy + 'static>(
     })
 }
 
-/// Connects an executor's I/O to zenoh: chunks, joint states and e-stops in (on zenoh's receive
-/// threads, straight into the lock-free slots); commands, safety events and status out from a
-/// publisher thread polling at `rate_hz`.
+/// Connects an executor's I/O to zenoh: chunks and e-stops in (on zenoh's receive threads,
+/// straight into the lock-free slots); commands, safety events and status out from a publisher
+/// thread polling at `rate_hz`. Joint states come from the joint-state topic, or, with a `hal`,
+/// from the device (then published on the topic at ~100 Hz), which also receives every command.
 pub fn spawn_executor_bridge(
     node: Node,
     io: ExecutorIo,
     clock: Arc<dyn Clock>,
     rate_hz: f64,
+    hal: Option<Box<dyn RobotHal>>,
 ) -> Result<NodeHandle, RuntimeError> {
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(NodeStats::default());
@@ -457,20 +460,32 @@ pub fn spawn_executor_bridge(
             Err(e) => st.decode_error(&e),
         })
         .map_err(transport)?;
-    let state = Mutex::new(state);
-    let st = stats.clone();
-    let state_sub = node
-        .on_message::<JointState>(keys.joint_state(), move |m| match m {
-            Ok(js) => {
-                if let Ok(mut tx) = state.lock()
-                    && tx.send(&js.position).is_err()
-                {
-                    st.errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Err(e) => st.decode_error(&e),
-        })
-        .map_err(transport)?;
+    let (state_sub, mut hal_io) = match hal {
+        None => {
+            let state = Mutex::new(state);
+            let st = stats.clone();
+            let sub = node
+                .on_message::<JointState>(keys.joint_state(), move |m| match m {
+                    Ok(js) => {
+                        if let Ok(mut tx) = state.lock()
+                            && tx.send(&js.position).is_err()
+                        {
+                            st.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => st.decode_error(&e),
+                })
+                .map_err(transport)?;
+            (Some(sub), None)
+        }
+        Some(hal) => {
+            let publisher = node
+                .publisher::<JointState>(keys.joint_state(), Qos::State)
+                .map_err(transport)?;
+            let q = vec![0.0; hal.dim()];
+            (None, Some((hal, state, publisher, q)))
+        }
+    };
     let e = estop.clone();
     let st = stats.clone();
     let estop_sub = node
@@ -507,8 +522,42 @@ pub fn spawn_executor_bridge(
             velocity: Vec::new(),
             mode: CommandMode::Hold,
         };
+        let state_every = ((rate_hz / 100.0).round() as u64).max(1);
+        let mut tick: u64 = 0;
         while !s.load(Ordering::Relaxed) {
+            tick += 1;
+            if let Some((hal, tx, publisher, q)) = &mut hal_io {
+                match hal.read_state(q) {
+                    Ok(true) => {
+                        if tx.send(q).is_err() {
+                            st.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if tick.is_multiple_of(state_every) {
+                            let mut js = JointState {
+                                header: Header::new::<JointState>(node.robot(), 0, clock.now_ns()),
+                                position: q.clone(),
+                                velocity: Vec::new(),
+                                effort: Vec::new(),
+                            };
+                            if let Err(e) = publisher.put(&mut js) {
+                                tracing::warn!(error = %e, "joint state not published");
+                            }
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        st.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(device = hal.name(), error = %e, "reading the robot failed");
+                    }
+                }
+            }
             if commands.recv_into(&mut cmd) {
+                if let Some((hal, ..)) = &mut hal_io
+                    && let Err(e) = hal.write_command(&cmd)
+                {
+                    st.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(device = hal.name(), error = %e, "commanding the robot failed");
+                }
                 msg.header.stamp_ns = cmd.stamp_ns;
                 msg.position.clone_from(&cmd.position);
                 msg.velocity.clone_from(&cmd.velocity);
