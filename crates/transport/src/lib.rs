@@ -400,17 +400,24 @@ impl AliveWatch {
         }
     }
 
-    /// Waits until `node` is reported alive (other changes are skipped), up to `timeout`.
+    /// Waits until `node` is reported alive (other changes are consumed and skipped), up to
+    /// `timeout`. To wait for several nodes use [`Self::wait_alive_all`].
     pub fn wait_alive(&self, node: &str, timeout: Duration) -> Result<(), TransportError> {
+        self.wait_alive_all(&[node], timeout)
+    }
+
+    /// Waits until every node of `nodes` has been reported alive, in any order, up to
+    /// `timeout`.
+    pub fn wait_alive_all(&self, nodes: &[&str], timeout: Duration) -> Result<(), TransportError> {
         let deadline = std::time::Instant::now() + timeout;
-        loop {
+        let mut missing: Vec<&str> = nodes.to_vec();
+        while !missing.is_empty() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if let Liveliness::Alive(n) = self.recv_timeout(left)?
-                && n == node
-            {
-                return Ok(());
+            if let Liveliness::Alive(n) = self.recv_timeout(left)? {
+                missing.retain(|m| *m != n);
             }
         }
+        Ok(())
     }
 
     /// Waits until `node` is reported gone, up to `timeout`.

@@ -199,8 +199,7 @@ fn access_control_keeps_unauthorized_chunks_away_from_the_robot() {
     let _t1 = planner.declare_alive().unwrap();
     let _t2 = operator.declare_alive().unwrap();
     let _t3 = intruder.declare_alive().unwrap();
-    watch.wait_alive("planner", T).unwrap();
-    watch.wait_alive("operator", T).unwrap();
+    watch.wait_alive_all(&["planner", "operator"], T).unwrap();
 
     // The intruder's password is wrong: it never becomes a peer of the robot.
     let peers: Vec<_> = robot.session().info().peers_zid().wait_peers();
