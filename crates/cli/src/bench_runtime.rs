@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 use bicameral_msgs::{ActionChunk, Header, Message, NO_PLAN, Plan, Tensor, encode};
 use bicameral_runtime::clock::{Clock, WallClock};
 use bicameral_runtime::executor::{Executor, ExecutorConfig, spawn};
-use bicameral_runtime::safety::{JointLimit, SafetyLimits};
+use bicameral_runtime::safety::SafetyLimits;
 use bicameral_transport::{Node, Qos, ZenohConfig};
 use clap::Args;
 use serde_json::{Value, json};
@@ -42,19 +42,7 @@ pub struct BenchRuntimeArgs {
 }
 
 fn limits(n: usize) -> SafetyLimits {
-    SafetyLimits {
-        joints: (0..n)
-            .map(|i| JointLimit {
-                name: format!("j{i}"),
-                lower: -3.0,
-                upper: 3.0,
-                max_velocity: 3.0,
-                max_acceleration: 50.0,
-                max_step: 0.05,
-                max_error: f64::INFINITY,
-            })
-            .collect(),
-    }
+    SafetyLimits::uniform(n, (-3.0, 3.0), 3.0, 50.0, 0.05)
 }
 
 fn chunk(now: u64, h: usize, d: usize) -> Result<ActionChunk> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bicameral_msgs::{CameraFrame, Header, ImageEncoding, Instruction, JointCommand, JointState};
 use bicameral_runtime::clock::Clock;
 use bicameral_sim::{CameraImage, DataRoot, EpisodeSetup, TaskEnv};
@@ -163,7 +163,7 @@ impl SimRobot {
                         if !instruction_sent {
                             instr_pub.put(&mut Instruction {
                                 header: Header::new::<Instruction>(&robot, 0, now),
-                                text: episode_instruction(&env, cfg.seed)?,
+                                text: ep.instruction.clone(),
                             })?;
                             instruction_sent = true;
                         }
@@ -223,14 +223,6 @@ impl Drop for SimRobot {
             let _ = t.join();
         }
     }
-}
-
-fn episode_instruction(env: &TaskEnv, seed: u64) -> Result<String> {
-    let ep = env.sample(seed, false)?;
-    if ep.instruction.trim().is_empty() {
-        bail!("task {}: the episode has no instruction", env.spec.name);
-    }
-    Ok(ep.instruction)
 }
 
 #[derive(Debug, clap::Args)]

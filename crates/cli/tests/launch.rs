@@ -5,12 +5,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
-use common::{bicameral, ok, tmp_dir};
+use common::{bicameral, free_port, ok, tmp_dir};
 
 const SIDE: usize = 16;
 const DOF: usize = 21;
@@ -245,14 +244,6 @@ fn python_client(port: u16) -> Option<serde_json::Value> {
         .output()
         .unwrap();
     Some(serde_json::from_str(ok(&res, "zenoh_client.py").trim()).unwrap())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

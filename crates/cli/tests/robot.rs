@@ -5,22 +5,13 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bicameral_msgs::*;
 use bicameral_runtime::clock::{Clock, WallClock};
 use bicameral_transport::{AuthConfig, Node, Qos, ZenohConfig};
-use common::{ok, tmp_dir};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, ok, tmp_dir};
 
 fn peer(port: u16, user: &str, password: &str) -> ZenohConfig {
     ZenohConfig {

@@ -113,6 +113,32 @@ impl NodeStats {
         self.detail.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
+    /// The decoded message of a subscription poll; a decode error is counted (and logged,
+    /// rate-limited) and dropped.
+    fn take<M>(&self, polled: Option<Result<M, TransportError>>) -> Option<M> {
+        match polled? {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.decode_error(&e);
+                None
+            }
+        }
+    }
+
+    /// Counts and logs a failure of the node's work (policy, publishing).
+    fn error(&self, what: &str, e: &dyn std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, "{what}");
+    }
+
+    /// Records the outcome of publishing one output.
+    fn published(&self, result: Result<(), TransportError>, latency_ns: u64, what: &str) {
+        match result {
+            Ok(()) => self.output(latency_ns),
+            Err(e) => self.error(what, &e),
+        }
+    }
+
     /// Outputs (plans, chunks, commands) so far.
     pub fn outputs(&self) -> u64 {
         self.outputs.load(Ordering::Relaxed)
@@ -300,40 +326,26 @@ pub fn spawn_planner<P: Planner + 'static>(
         let mut ticker = StatusTicker::new(&node)?;
         let mut rate = Rate::new(core.config().rate_hz);
         while !s.load(Ordering::Relaxed) {
-            while let Some(m) = instructions.try_recv() {
-                match m {
-                    Ok(m) => {
-                        tracing::info!(instruction = %m.text, "new instruction");
-                        st.set_detail(&m.text);
-                        core.on_instruction(m)
-                    }
-                    Err(e) => st.decode_error(&e),
+            while let Some(polled) = instructions.try_recv() {
+                if let Some(m) = st.take(Some(polled)) {
+                    tracing::info!(instruction = %m.text, "new instruction");
+                    st.set_detail(&m.text);
+                    core.on_instruction(m);
                 }
             }
             for c in &cameras {
-                match c.try_recv() {
-                    Some(Ok(f)) => core.on_frame(f),
-                    Some(Err(e)) => st.decode_error(&e),
-                    None => {}
+                if let Some(f) = st.take(c.try_recv()) {
+                    core.on_frame(f);
                 }
             }
             if core.has_new_observation() {
                 match core.step(clock.now_ns()) {
                     Ok(Some(mut plan)) => {
                         let latency = clock.now_ns().saturating_sub(plan.obs_stamp_ns);
-                        match plans.put(&mut plan) {
-                            Ok(()) => st.output(latency),
-                            Err(e) => {
-                                st.errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(error = %e, "plan not published");
-                            }
-                        }
+                        st.published(plans.put(&mut plan), latency, "plan not published");
                     }
                     Ok(None) => {}
-                    Err(e) => {
-                        st.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "planner failed");
-                    }
+                    Err(e) => st.error("planner failed", &e),
                 }
             }
             ticker.maybe(|| status(&node, &st, "plan", clock.now_ns(), &[]));
@@ -375,20 +387,13 @@ pub fn spawn_action<A: ActionPolicy + 'static>(
         let mut rate = Rate::new(core.config().rate_hz);
         let mut delay_ema: Option<f64> = None;
         while !s.load(Ordering::Relaxed) {
-            match plans.try_recv() {
-                Some(Ok(p)) => {
-                    if let Err(e) = core.on_plan(&p) {
-                        st.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "plan refused");
-                    }
-                }
-                Some(Err(e)) => st.decode_error(&e),
-                None => {}
+            if let Some(p) = st.take(plans.try_recv())
+                && let Err(e) = core.on_plan(&p)
+            {
+                st.error("plan refused", &e);
             }
-            match states.try_recv() {
-                Some(Ok(m)) => core.on_state(m),
-                Some(Err(e)) => st.decode_error(&e),
-                None => {}
+            if let Some(m) = st.take(states.try_recv()) {
+                core.on_state(m);
             }
             if core.has_new_state() {
                 match core.step(clock.now_ns()) {
@@ -397,19 +402,11 @@ pub fn spawn_action<A: ActionPolicy + 'static>(
                         let ema = delay_ema.map_or(latency, |d| 0.8 * d + 0.2 * latency);
                         delay_ema = Some(ema);
                         core.set_expected_delay_ns(ema);
-                        match chunks.put(&mut chunk) {
-                            Ok(()) => st.output(latency as u64),
-                            Err(e) => {
-                                st.errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::warn!(error = %e, "chunk not published");
-                            }
-                        }
+                        let sent = chunks.put(&mut chunk);
+                        st.published(sent, latency as u64, "chunk not published");
                     }
                     Ok(None) => {}
-                    Err(e) => {
-                        st.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "action policy failed");
-                    }
+                    Err(e) => st.error("action policy failed", &e),
                 }
             }
             ticker.maybe(|| status(&node, &st, "action_chunk", clock.now_ns(), &[]));

@@ -154,6 +154,30 @@ impl SafetyLimits {
         Ok(SafetyLimits { joints })
     }
 
+    /// `n` joints named `j0..` sharing one set of limits (tests, benchmarks, devices without a
+    /// description); no effort bound.
+    pub fn uniform(
+        n: usize,
+        (lower, upper): (f64, f64),
+        max_velocity: f64,
+        max_acceleration: f64,
+        max_step: f64,
+    ) -> Self {
+        SafetyLimits {
+            joints: (0..n)
+                .map(|i| JointLimit {
+                    name: format!("j{i}"),
+                    lower,
+                    upper,
+                    max_velocity,
+                    max_acceleration,
+                    max_step,
+                    max_error: f64::INFINITY,
+                })
+                .collect(),
+        }
+    }
+
     /// Number of joints.
     pub fn dim(&self) -> usize {
         self.joints.len()
@@ -322,19 +346,7 @@ mod tests {
     use super::*;
 
     fn limits(n: usize) -> SafetyLimits {
-        SafetyLimits {
-            joints: (0..n)
-                .map(|i| JointLimit {
-                    name: format!("j{i}"),
-                    lower: -1.0,
-                    upper: 1.0,
-                    max_velocity: 2.0,
-                    max_acceleration: 20.0,
-                    max_step: 0.05,
-                    max_error: f64::INFINITY,
-                })
-                .collect(),
-        }
+        SafetyLimits::uniform(n, (-1.0, 1.0), 2.0, 20.0, 0.05)
     }
 
     #[test]

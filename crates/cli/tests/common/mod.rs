@@ -30,3 +30,12 @@ pub fn ok(res: &Output, what: &str) -> String {
     );
     String::from_utf8_lossy(&res.stdout).into_owned()
 }
+
+/// A loopback TCP port free right now (for a zenoh listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -2,22 +2,10 @@
 #![allow(dead_code)]
 
 use bicameral_msgs::{ActionChunk, Header, NO_PLAN, Tensor};
-use bicameral_runtime::safety::{JointLimit, SafetyLimits};
+use bicameral_runtime::safety::SafetyLimits;
 
 pub fn limits(n: usize) -> SafetyLimits {
-    SafetyLimits {
-        joints: (0..n)
-            .map(|i| JointLimit {
-                name: format!("j{i}"),
-                lower: -1.0,
-                upper: 1.0,
-                max_velocity: 2.0,
-                max_acceleration: 50.0,
-                max_step: 0.05,
-                max_error: f64::INFINITY,
-            })
-            .collect(),
-    }
+    SafetyLimits::uniform(n, (-1.0, 1.0), 2.0, 50.0, 0.05)
 }
 
 /// A chunk of `h` steps whose joint k at step i is `f(i, k)`.
