@@ -126,6 +126,15 @@ impl BurnActor {
     }
 }
 
+impl BurnActor {
+    /// Acts on the checkpoint's learned null plan and never waits for System 2 (the
+    /// "no plan" ablation).
+    pub fn without_plan(mut self) -> Self {
+        self.needs_plan = false;
+        self
+    }
+}
+
 impl ActionPolicy for BurnActor {
     fn horizon(&self) -> usize {
         self.policy.head.config.action_horizon

@@ -7,6 +7,7 @@ mod bench_runtime;
 mod bench_s2;
 mod datagen;
 mod dataset;
+mod eval;
 mod launch;
 mod plan;
 mod policy;
@@ -49,6 +50,9 @@ enum Command {
     /// The models: System 1's action head, System 2's towers and planner.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Closed-loop evaluation in lock-step simulation: success rates with Wilson intervals,
+    /// failure causes, ablations (expert, no plan, shuffled instructions, paraphrases).
+    Eval(eval::EvalArgs),
     /// Start, supervise and stop the nodes of a launch file (System 2, System 1, executor,
     /// simulated robot) over zenoh.
     Launch(launch::LaunchArgs),
@@ -121,6 +125,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
         Command::Sim(SimCommand::Serve(args)) => serve::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Robot(args) => launch::run_robot(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),

@@ -8,90 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
-use common::{bicameral, free_port, ok, tmp_dir};
-
-const SIDE: usize = 16;
-const DOF: usize = 21;
-
-fn write_dataset(dir: &Path) {
-    let names: Vec<String> = (0..DOF).map(|i| format!("q{i}")).collect();
-    let spec = DatasetSpec {
-        fps: 20.0,
-        robot_type: "bc_humanoid".into(),
-        state_names: names.clone(),
-        action_names: names,
-        state_slices: vec![("all".into(), 0, DOF)],
-        action_slices: vec![("all".into(), 0, DOF)],
-        cameras: vec![("ego_view".into(), SIDE as u32, SIDE as u32)],
-        video: false,
-    };
-    let mut w = DatasetWriter::create(dir, Format::LeRobotV30, spec, false).unwrap();
-    for (task, shade) in [
-        ("pick up the red cube", 200u8),
-        ("pick up the blue cube", 40),
-    ] {
-        let frames = (0..8)
-            .map(|t| Frame {
-                state: vec![0.01 * t as f32; DOF],
-                action: vec![0.01 * (t + 1) as f32; DOF],
-                images: vec![(0..SIDE * SIDE * 3).map(|_| shade).collect()],
-            })
-            .collect();
-        w.write_episode(&Episode {
-            task: task.into(),
-            frames,
-            meta: serde_json::json!({ "subgoal": [0.4, 0.1, 0.8, 0.5, -0.2, 0.8] }),
-        })
-        .unwrap();
-    }
-    w.finish().unwrap();
-}
-
-const CONFIG: &str = r#"
-steps = 2
-batch_size = 4
-seed = 1
-checkpoint_every = 2
-
-[head]
-layers = 2
-heads = 2
-head_dim = 8
-hidden_size = 16
-plan_dim = 16
-plan_tokens = 2
-future_tokens = 2
-adapter_layers = 1
-adapter_heads = 2
-action_horizon = 8
-inference_steps = 2
-
-[planner]
-cameras = ["observation.images.ego_view"]
-image_size = 16
-patch_size = 8
-vision_layers = 1
-vision_width = 16
-vision_heads = 2
-vision_mlp = 32
-connector = "linear"
-lm_layers = 1
-lm_width = 16
-lm_heads = 2
-lm_kv_heads = 1
-lm_head_dim = 8
-lm_mlp = 32
-vocab_size = 16
-max_text_tokens = 8
-subgoal_weight = 0.5
-
-[optim]
-lr = 1e-3
-warmup_steps = 1
-weight_decay = 0.0
-grad_clip_norm = 1.0
-"#;
+use common::{bicameral, free_port, ok, tiny_dual_checkpoint, tmp_dir};
 
 #[derive(Debug, Default)]
 struct Faults {
@@ -249,25 +166,8 @@ fn python_client(port: u16) -> Option<serde_json::Value> {
 #[test]
 fn launch_runs_both_minds_the_executor_and_the_sim_at_their_rates() {
     let dir = tmp_dir("launch");
-    let data = dir.join("data");
-    write_dataset(&data);
-    let cfg = dir.join("dual.toml");
-    std::fs::write(&cfg, CONFIG).unwrap();
-    let ckpt = dir.join("run");
+    let ckpt = tiny_dual_checkpoint(&dir);
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    ok(
-        &bicameral(&[
-            "train",
-            "dual",
-            "--dataset",
-            &s(&data),
-            "--config",
-            &s(&cfg),
-            "--out",
-            &s(&ckpt),
-        ]),
-        "train dual",
-    );
 
     let port = free_port();
     let launch = dir.join("launch.toml");

@@ -640,7 +640,7 @@ impl Executor {
             let j = &self.filter.limits().joints[i % d];
             if out_of_limits.is_none()
                 && x.is_finite()
-                && (x < j.lower - 1e-6 || x > j.upper + 1e-6)
+                && (x < j.reject_lower - 1e-6 || x > j.reject_upper + 1e-6)
             {
                 out_of_limits = Some(i % d);
             }

@@ -167,6 +167,13 @@ impl<P: Planner> PlannerCore<P> {
         &self.cameras
     }
 
+    /// Forgets frames, instruction and what was planned on (a new episode).
+    pub fn reset(&mut self) {
+        self.frames.clear();
+        self.instruction = None;
+        self.last_obs_ns = None;
+    }
+
     /// Takes a new instruction.
     pub fn on_instruction(&mut self, m: Instruction) {
         self.instruction = Some(m.text);
@@ -323,6 +330,16 @@ impl<A: ActionPolicy> ActionCore<A> {
     /// The policy.
     pub fn policy(&self) -> &A {
         &self.policy
+    }
+
+    /// Forgets plan, state and the previous chunk, and restarts the chunk count (a new
+    /// episode: the noise seeds start again from `seed`).
+    pub fn reset(&mut self) {
+        self.plan = None;
+        self.state = None;
+        self.last_state_used = None;
+        self.previous = None;
+        self.chunks = 0;
     }
 
     /// Takes a plan (kept until a newer one arrives or it ages past the ttl).

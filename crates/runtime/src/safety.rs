@@ -16,7 +16,8 @@ use crate::RuntimeError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SafetyConfig {
-    /// Margin inside the URDF position limits, rad (m).
+    /// Margin inside the URDF position limits, rad (m); at most a tenth of a joint's range.
+    /// Commands are clamped inside it; chunks are rejected only beyond the URDF limits.
     #[serde(default = "default_margin")]
     pub position_margin: f64,
     /// Fraction of the URDF velocity limit allowed (0, 1].
@@ -94,10 +95,16 @@ impl SafetyConfig {
 pub struct JointLimit {
     /// Joint name.
     pub name: String,
-    /// Lowest allowed command, rad (m).
+    /// Lowest allowed command, rad (m): the description's limit plus the margin (commands are
+    /// clamped to it).
     pub lower: f64,
     /// Highest allowed command, rad (m).
     pub upper: f64,
+    /// A chunk with an action below this (the description's hard limit), rad (m), is rejected
+    /// whole; actions between it and `lower` are clamped.
+    pub reject_lower: f64,
+    /// A chunk with an action above this, rad (m), is rejected whole.
+    pub reject_upper: f64,
     /// Speed limit, rad/s (m/s).
     pub max_velocity: f64,
     /// Acceleration limit, rad/s² (m/s²).
@@ -130,8 +137,11 @@ impl SafetyLimits {
             .map(|&dof| {
                 let l = kin.dof_limits()[dof];
                 let name = kin.dof_names()[dof].clone();
-                let mut lower = l.lower + cfg.position_margin;
-                let mut upper = l.upper - cfg.position_margin;
+                // The margin takes at most a tenth of the range off each end (a 45 mm
+                // finger keeps 36 mm of travel under a 10 mm margin).
+                let margin = cfg.position_margin.min(0.1 * (l.upper - l.lower).max(0.0));
+                let mut lower = l.lower + margin;
+                let mut upper = l.upper - margin;
                 if lower > upper {
                     let mid = 0.5 * (l.lower + l.upper);
                     (lower, upper) = (mid, mid);
@@ -144,6 +154,8 @@ impl SafetyLimits {
                     name,
                     lower,
                     upper,
+                    reject_lower: l.lower,
+                    reject_upper: l.upper,
                     max_velocity: l.velocity * cfg.velocity_scale,
                     max_acceleration: cfg.max_acceleration,
                     max_step: cfg.max_step,
@@ -169,6 +181,8 @@ impl SafetyLimits {
                     name: format!("j{i}"),
                     lower,
                     upper,
+                    reject_lower: lower,
+                    reject_upper: upper,
                     max_velocity,
                     max_acceleration,
                     max_step,
@@ -347,6 +361,45 @@ mod tests {
 
     fn limits(n: usize) -> SafetyLimits {
         SafetyLimits::uniform(n, (-1.0, 1.0), 2.0, 20.0, 0.05)
+    }
+
+    /// Limits from the bc_humanoid's description: the margin shrinks the commanded range (by
+    /// at most a tenth of it), chunks are rejected only beyond the description's limits.
+    #[test]
+    fn robot_limits_clamp_inside_the_margin_and_reject_beyond_the_description() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let emb = Embodiment::load(&root.join("robots/bc_humanoid/embodiment.toml")).unwrap();
+        let kin = Kinematics::new(&emb.load_robot().unwrap());
+        let lim = SafetyLimits::from_robot(&kin, &emb, &SafetyConfig::default()).unwrap();
+        assert_eq!(lim.dim(), emb.action_dim());
+        let finger = lim
+            .joints
+            .iter()
+            .find(|j| j.name == "left_gripper_finger")
+            .unwrap();
+        // 0..45 mm: a 4.5 mm margin (not 10 mm), rejection at the hard limits.
+        assert!((finger.lower - 0.0045).abs() < 1e-12 && (finger.upper - 0.0405).abs() < 1e-12);
+        assert_eq!((finger.reject_lower, finger.reject_upper), (0.0, 0.045));
+        let elbow = lim
+            .joints
+            .iter()
+            .find(|j| j.name == "left_elbow_pitch")
+            .unwrap();
+        assert!((elbow.upper - (0.0872665 - 0.01)).abs() < 1e-9, "{}", elbow.upper);
+        assert!((elbow.reject_upper - 0.0872665).abs() < 1e-9);
+        // The filter clamps a target between the margin and the hard limit.
+        let k = lim.joints.iter().position(|j| j.name == "left_gripper_finger").unwrap();
+        let mut f = SafetyFilter::new(lim.clone());
+        let mut q: Vec<f64> = lim.joints.iter().map(|j| 0.5 * (j.lower + j.upper)).collect();
+        q[k] = 0.04;
+        f.reset_to(&q);
+        let mut target = q.clone();
+        target[k] = 0.044;
+        let v = vec![0.0; q.len()];
+        for _ in 0..100 {
+            f.step(&target, &v, &q, 0.002);
+        }
+        assert!((f.position()[k] - 0.0405).abs() < 1e-12, "{}", f.position()[k]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::camera::WorldCameras;
 use crate::error::SimError;
 use crate::expert::{EpisodeOutcome, run_expert};
+use crate::monitor::EpisodeMonitor;
 use crate::record::{RecordedEpisode, Recorder};
 use crate::scene::DataRoot;
 use crate::script::ArmScript;
@@ -112,18 +113,7 @@ impl TaskEnv {
         let mut script = ArmScript::new(&self.base, self.spec.control_hz)?;
         script.targets = ep.initial_q.clone();
         let fps = 1.0 / script.control_dt(world.dt());
-        let start: Vec<(String, nalgebra::Vector3<f64>)> = ep
-            .scene
-            .objects
-            .iter()
-            .filter(|o| !o.fixed && o.name != ep.object && o.name != ep.target)
-            .filter_map(|o| {
-                Some((
-                    o.name.clone(),
-                    world.object_pose(&o.name)?.translation.vector,
-                ))
-            })
-            .collect();
+        let monitor = EpisodeMonitor::new(ep, &world);
 
         recorder.begin(&world)?;
         let limit = self.spec.time_limit_s;
@@ -141,7 +131,7 @@ impl TaskEnv {
             run_expert(ep, &mut script, &mut world, &mut on_tick)
         };
         let failure = match result {
-            Ok(()) => self.judge(ep, &world, &start).err(),
+            Ok(()) => monitor.judge(&self.spec, ep, &world).err(),
             Err(SimError::Stopped(reason)) => Some(reason),
             Err(e @ SimError::Diverged { .. }) => Some(e.to_string()),
             Err(e) => return Err(e),
@@ -159,26 +149,6 @@ impl TaskEnv {
         let recording = (success || options.keep_failures)
             .then(|| recorder.finish(ep.instruction.clone(), fps, ep.seed, success));
         Ok((outcome, recording))
-    }
-
-    /// The task's success test plus the "nothing else disturbed" rule.
-    fn judge(
-        &self,
-        ep: &EpisodeSetup,
-        world: &SimWorld,
-        start: &[(String, nalgebra::Vector3<f64>)],
-    ) -> Result<(), String> {
-        self.spec.check_success(ep, world)?;
-        for (name, p0) in start {
-            let p = world
-                .object_pose(name)
-                .map_or(p0.add_scalar(1.0), |p| p.translation.vector);
-            let moved = (p - p0).norm();
-            if moved > MAX_DISTURBANCE_M {
-                return Err(format!("\"{name}\" was disturbed ({moved:.3} m)"));
-            }
-        }
-        Ok(())
     }
 }
 

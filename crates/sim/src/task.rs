@@ -376,6 +376,8 @@ pub struct EpisodeSetup {
     pub table_z: f64,
     /// The instruction.
     pub instruction: String,
+    /// The template the instruction was written from (`{object}` and `{target}` placeholders).
+    pub template: String,
     /// Whether the instruction came from the held-out split.
     pub heldout: bool,
     /// Initial joint positions (DoF vector): the default pose plus noise.
@@ -388,6 +390,47 @@ impl EpisodeSetup {
     /// The scene entry of a placed object.
     pub fn object_config(&self, name: &str) -> Option<&ObjectConfig> {
         self.scene.object(name)
+    }
+
+    /// Words describing a placed item ("red cube").
+    pub fn describe(&self, name: &str) -> Option<String> {
+        self.items
+            .iter()
+            .find(|it| it.name == name)
+            .map(|it| format!("{} {}", it.colour, it.word))
+    }
+
+    /// The same scene with another instruction: `object` (a distractor of this episode) becomes
+    /// the object to move and the old object a distractor; the instruction is rewritten from
+    /// the same template. `None` if `object` is not a distractor here.
+    pub fn retarget(&self, object: &str) -> Option<EpisodeSetup> {
+        let new = self
+            .items
+            .iter()
+            .find(|it| it.name == object && it.role == ItemRole::Distractor)?;
+        let mut ep = self.clone();
+        for it in &mut ep.items {
+            if it.name == self.object {
+                it.role = ItemRole::Distractor;
+            } else if it.name == new.name {
+                it.role = ItemRole::Object;
+            }
+        }
+        ep.object = new.name.clone();
+        ep.instruction = self
+            .template
+            .replace("{object}", &self.describe(&ep.object)?)
+            .replace("{target}", &self.describe(&self.target)?);
+        Some(ep)
+    }
+
+    /// Names of the graspable objects other than the one to move (distractors).
+    pub fn distractors(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter(|it| it.role == ItemRole::Distractor)
+            .map(|it| it.name.as_str())
+            .collect()
     }
 }
 
@@ -847,6 +890,7 @@ impl TaskSpec {
             target,
             table_z,
             instruction,
+            template: template.to_string(),
             heldout,
             initial_q,
             camera_jitter,

@@ -431,3 +431,100 @@ fn blow_ups_and_time_limits_end_episodes_as_failures() {
     assert!(!rec.success);
     assert_eq!(rec.frames.len() as u64, o.steps);
 }
+
+/// The episode monitor (closed-loop evaluation): an idle robot fails with a missed grasp; an
+/// object lifted by hand-placed contact counts only when the robot touches it; a placement
+/// that passes the success test succeeds unless another object was moved.
+#[test]
+fn the_monitor_names_why_an_episode_failed() {
+    use bicameral_sim::{Ending, EpisodeMonitor, FailureCause};
+    let env = env("pick_place");
+    let ep = env.sample(3, false).unwrap();
+    // Idle: nothing lifted, the object never moved.
+    let mut w = env.world(&ep).unwrap();
+    let mut m = EpisodeMonitor::new(&ep, &w);
+    for _ in 0..20 {
+        w.step_n(25).unwrap();
+        assert!(!m.observe(&env.spec, &ep, &w));
+    }
+    assert_eq!(m.first_lift(), None);
+    assert_eq!(m.picked_named(), None);
+    assert_eq!(
+        m.cause(&env.spec, &ep, &w, Ending::TimeLimit),
+        Some(FailureCause::MissedGrasp)
+    );
+    assert_eq!(
+        m.cause(&env.spec, &ep, &w, Ending::SafetyStop),
+        Some(FailureCause::SafetyStop)
+    );
+    // Raised without the robot touching it: not a lift.
+    let p = w.object_pose(&ep.object).unwrap().translation.vector;
+    assert!(w.set_object_pose(&ep.object, &at(p.x, p.y, p.z + 0.2)));
+    w.step().unwrap();
+    m.observe(&env.spec, &ep, &w);
+    assert_eq!(m.first_lift(), None, "a falling object is not a pick");
+
+    // Placed in the target: success, at the time it was first seen.
+    let tgt = ep.object_config(&ep.target).unwrap();
+    let obj = ep.object_config(&ep.object).unwrap();
+    let [tx, ty, tz] = tgt.position;
+    let z = match tgt.shape {
+        ObjectShape::Container { size, wall } => {
+            tz - size[2] / 2.0 + wall + half_height(&obj.shape) + 0.002
+        }
+        ref s => tz + half_height(s) + half_height(&obj.shape) + 0.002,
+    };
+    let mut w = env.world(&ep).unwrap();
+    let mut m = EpisodeMonitor::new(&ep, &w);
+    assert!(w.set_object_pose(&ep.object, &at(tx, ty, z)));
+    w.step_n(400).unwrap();
+    assert!(m.observe(&env.spec, &ep, &w));
+    let t = m.success_time().unwrap();
+    assert!((t - w.time()).abs() < 1e-9);
+    assert_eq!(m.cause(&env.spec, &ep, &w, Ending::TimeLimit), None);
+
+    // The same placement with a distractor knocked 10 cm away: disturbed, not success.
+    let other = ep.distractors()[0].to_string();
+    let mut w = env.world(&ep).unwrap();
+    let mut m = EpisodeMonitor::new(&ep, &w);
+    let q = w.object_pose(&other).unwrap().translation.vector;
+    assert!(w.set_object_pose(&ep.object, &at(tx, ty, z)));
+    assert!(w.set_object_pose(&other, &at(q.x - 0.1, q.y, q.z + 0.002)));
+    w.step_n(400).unwrap();
+    assert!(!m.observe(&env.spec, &ep, &w));
+    let msg = m.last_check().clone().unwrap_err();
+    assert!(msg.contains(&other) && msg.contains("disturbed"), "{msg}");
+    assert_eq!(
+        m.cause(&env.spec, &ep, &w, Ending::TimeLimit),
+        Some(FailureCause::Disturbed)
+    );
+}
+
+/// Retargeting an episode (the `shuffled` ablation): a distractor becomes the object, the
+/// instruction names it in the same template, the scene is unchanged.
+#[test]
+fn retargeted_episodes_name_the_new_object() {
+    let env = env("pick_place");
+    for seed in 0..5 {
+        let ep = env.sample(seed, false).unwrap();
+        assert!(
+            env.spec
+                .templates(Split::Train)
+                .contains(&ep.template.as_str())
+        );
+        let others = ep.distractors();
+        assert!(!others.is_empty(), "seed {seed}: pick_place has distractors");
+        let new = ep.retarget(others[0]).unwrap();
+        assert_eq!(new.object, others[0]);
+        assert_eq!(new.scene, ep.scene);
+        assert_eq!(new.template, ep.template);
+        assert!(new.instruction.contains(&ep.describe(others[0]).unwrap()));
+        assert!(!new.instruction.contains(&ep.describe(&ep.object).unwrap()));
+        assert!(new.distractors().contains(&ep.object.as_str()));
+        assert_eq!(
+            new.items.iter().filter(|i| i.role == ItemRole::Object).count(),
+            1
+        );
+        assert!(ep.retarget(&ep.target).is_none(), "the target is not a distractor");
+    }
+}

@@ -375,6 +375,48 @@ impl<'a> SimLogger<'a> {
         Ok(())
     }
 
+    /// Logs 3D points (world frame, m) at `entity` with one sRGB colour and a radius (m).
+    pub fn log_points(
+        &self,
+        entity: &str,
+        points: &[[f64; 3]],
+        rgb: [u8; 3],
+        radius: f32,
+    ) -> Result<(), VizError> {
+        let pts: Vec<[f32; 3]> = points.iter().map(|p| p.map(|x| x as f32)).collect();
+        self.rec
+            .log(
+                entity,
+                &rerun::Points3D::new(pts)
+                    .with_colors([rerun::Color::from_rgb(rgb[0], rgb[1], rgb[2])])
+                    .with_radii([radius]),
+            )
+            .map_err(Self::w)
+    }
+
+    /// Logs polylines (world frame, m) at `entity`, one sRGB colour each.
+    pub fn log_paths(
+        &self,
+        entity: &str,
+        paths: &[Vec<[f64; 3]>],
+        colours: &[[u8; 3]],
+    ) -> Result<(), VizError> {
+        let strips: Vec<Vec<[f32; 3]>> = paths
+            .iter()
+            .map(|p| p.iter().map(|q| q.map(|x| x as f32)).collect())
+            .collect();
+        let cols: Vec<rerun::Color> = colours
+            .iter()
+            .map(|c| rerun::Color::from_rgb(c[0], c[1], c[2]))
+            .collect();
+        self.rec
+            .log(
+                entity,
+                &rerun::LineStrips3D::new(strips).with_colors(cols),
+            )
+            .map_err(Self::w)
+    }
+
     /// Logs a text entry (e.g. the instruction) at `entity`.
     pub fn log_text(&self, entity: &str, text: &str) -> Result<(), VizError> {
         self.rec
