@@ -942,8 +942,17 @@ fn pct(x: f64) -> String {
     format!("{:.1} %", 100.0 * x)
 }
 
-/// The markdown report.
-pub fn markdown(r: &EvalReport) -> String {
+/// Every instruction template of the results, sorted (numbered T1, T2, … in the report).
+pub fn templates(r: &EvalReport) -> Vec<String> {
+    let mut t: Vec<String> = r.results.iter().map(|e| e.template.clone()).collect();
+    t.sort();
+    t.dedup();
+    t
+}
+
+/// The markdown report; `plots` are PNG file names next to it.
+pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
+    let numbered = templates(r);
     let mut s = String::new();
     s.push_str("# bicameral eval\n\n");
     s.push_str(&format!(
@@ -998,12 +1007,16 @@ pub fn markdown(r: &EvalReport) -> String {
             },
         ));
     }
+    for p in plots {
+        s.push_str(&format!("\n![{p}]({p})\n"));
+    }
     s.push_str("\n## Success per instruction template\n\n");
     s.push_str("| condition | task | template | episodes | success |\n|---|---|---|---:|---:|\n");
     for m in r.summaries.iter().filter(|m| m.task != "all") {
         for (t, (n, k)) in &m.templates {
+            let i = numbered.iter().position(|x| x == t).map_or(0, |i| i + 1);
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | T{i}: {} | {} | {} |\n",
                 m.condition.name(),
                 m.task,
                 t,
@@ -1068,7 +1081,11 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     .validate("--control-hz")?;
     let results = evaluate(args, &tasks, &lc)?;
     let rep = report(args, &lc, results);
-    let md = markdown(&rep);
+    let plots = match &args.json {
+        Some(path) => crate::plots::write_plots(&rep, path, &templates(&rep))?,
+        None => Vec::new(),
+    };
+    let md = markdown(&rep, &plots);
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&rep)?;
         write_atomic(path, &json)?;

@@ -10,6 +10,7 @@ mod dataset;
 mod eval;
 mod launch;
 mod plan;
+mod plots;
 mod policy;
 mod serve;
 mod sink;

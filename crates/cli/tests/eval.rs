@@ -96,6 +96,11 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
     assert_eq!(sums.len(), 8, "4 conditions × (pick_place + all)");
     let md = std::fs::read_to_string(dir.join("a.md")).unwrap();
     assert!(md.contains("Wilson 95 % CI") && md.contains("| no_plan | pick_place |"));
+    for png in ["a_success.png", "a_templates.png", "a_boundary.png"] {
+        let bytes = std::fs::read(dir.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{png}");
+        assert!(md.contains(&format!("]({png})")), "the report shows {png}");
+    }
 
     // One finished rerun recording per episode, nothing half-written.
     let mut files: Vec<String> = std::fs::read_dir(&rrd)
