@@ -23,11 +23,13 @@ use bicameral_runtime::nodes::{ActionCore, ActionNodeConfig, PlannerCore, Planne
 use bicameral_runtime::safety::{SafetyConfig, SafetyLimits};
 use bicameral_sim::DataRoot;
 use bicameral_transport::{DEFAULT_PORT, Node, ZenohConfig};
+use bicameral_viz::{Recording, Sink};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::agents::{BurnActor, BurnPlanner, load};
+use crate::bridge::{BridgeRobot, RerunBridge};
 use crate::serve::{SimRobot, SimRobotConfig};
 
 /// System 2 in a launch.
@@ -246,6 +248,9 @@ pub struct LaunchArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Record every topic (and the simulated world) to this rerun file through a bridge node.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
 }
 
 enum Slot {
@@ -346,6 +351,7 @@ pub fn run_robot(args: &RobotArgs) -> Result<()> {
             seconds: args.seconds,
             port: None,
             json: args.json,
+            record: None,
         },
     )
 }
@@ -368,11 +374,33 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
         .with_context(|| format!("{}: opening the zenoh session", args.file.display()))?;
     tracing::info!(robot = %file.robot, listen = ?file.zenoh.listen, "launch session open");
 
+    let t0 = clock.now_ns();
+    let recording = match &args.record {
+        Some(path) => Some(
+            Recording::open("bicameral_launch", &Sink::Save(path.clone()))
+                .with_context(|| format!("--record {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let bridge = match &recording {
+        Some(r) => {
+            let emb = Embodiment::load(&root.root.join(&file.embodiment))?;
+            let model = emb.load_robot()?;
+            Some(RerunBridge::start(
+                session.with_name("rerun")?,
+                r.rec.clone(),
+                BridgeRobot::new(&model, &emb)?,
+                t0,
+            )?)
+        }
+        None => None,
+    };
     let sim = match &file.sim {
         Some(cfg) => Some(SimRobot::start(
             session.with_name("sim")?,
             cfg.clone(),
             clock.clone(),
+            recording.as_ref().map(|r| (r.rec.clone(), t0)),
         )?),
         None => None,
     };
@@ -540,6 +568,22 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
     }
     if let Some(s) = sim {
         s.stop()?;
+    }
+    if let Some(b) = bridge {
+        report.insert(
+            "recording".into(),
+            json!({
+                "file": args.record.as_ref().map(|p| p.display().to_string()),
+                "plans": b.stats.plans.load(Ordering::Relaxed),
+                "chunks": b.stats.chunks.load(Ordering::Relaxed),
+                "frames": b.stats.frames.load(Ordering::Relaxed),
+                "decode_errors": b.stats.decode_errors.load(Ordering::Relaxed),
+            }),
+        );
+        b.stop()?;
+    }
+    if let Some(r) = recording {
+        r.finish()?;
     }
     session.close()?;
     let report = serde_json::Value::Object(report);

@@ -5,6 +5,7 @@ mod agents;
 mod bench;
 mod bench_runtime;
 mod bench_s2;
+mod bridge;
 mod datagen;
 mod dataset;
 mod eval;

@@ -12,6 +12,7 @@ use bicameral_msgs::{CameraFrame, Header, ImageEncoding, Instruction, JointComma
 use bicameral_runtime::clock::Clock;
 use bicameral_sim::{CameraImage, DataRoot, EpisodeSetup, TaskEnv};
 use bicameral_transport::{Node, Qos};
+use bicameral_viz::{RecordingStream, SimLogger};
 use serde::{Deserialize, Serialize};
 
 /// The simulated robot's settings (`[sim]` in launch files, or `sim serve` flags).
@@ -78,8 +79,15 @@ pub struct SimRobot {
 }
 
 impl SimRobot {
-    /// Builds the task episode and starts stepping it in real time on its own thread.
-    pub fn start(node: Node, cfg: SimRobotConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+    /// Builds the task episode and starts stepping it in real time on its own thread. With
+    /// `record` (a rerun stream and the clock's ns at time zero) the world (links, objects,
+    /// joint signals, contacts) is logged at every camera frame, and the success test's result.
+    pub fn start(
+        node: Node,
+        cfg: SimRobotConfig,
+        clock: Arc<dyn Clock>,
+        record: Option<(RecordingStream, u64)>,
+    ) -> Result<Self> {
         let root = DataRoot::discover().context("finding robots/ and sim/")?;
         let env = TaskEnv::load(&root, &cfg.task).with_context(|| format!("task {}", cfg.task))?;
         let ep = env.sample(cfg.seed, false)?;
@@ -121,6 +129,13 @@ impl SimRobot {
                 let steps_per_frame = ((1.0 / cfg.camera_hz) / dt).round().max(1.0) as u64;
                 let mut targets = world.joint_targets().to_vec();
                 let mut img = CameraImage::default();
+                let logger = record.as_ref().map(|(rec, t0)| (SimLogger::new(rec), *t0));
+                if let Some((lg, t0)) = &logger {
+                    lg.set_time_secs(clock.now_ns().saturating_sub(*t0) as f64 * 1e-9);
+                    lg.log_static_scene(&world)?;
+                    lg.log_text("task/episode", &format!("{} seed {}: {}", ep.task, ep.seed, ep.instruction))?;
+                }
+                let mut was_ok = false;
                 let start = Instant::now();
                 let mut step: u64 = 0;
                 let mut instruction_sent = !cfg.publish_instruction;
@@ -181,6 +196,17 @@ impl SimRobot {
                         }
                         let ok = env.spec.check_success(&ep, &world).is_ok();
                         st.success.store(ok, Ordering::Relaxed);
+                        if let Some((lg, t0)) = &logger {
+                            lg.set_time_secs(now.saturating_sub(*t0) as f64 * 1e-9);
+                            lg.log_state(&world)?;
+                            if ok != was_ok {
+                                lg.log_text(
+                                    "task/result",
+                                    if ok { "success test passes" } else { "success test fails" },
+                                )?;
+                            }
+                        }
+                        was_ok = ok;
                     }
                     // Real time: sleep until this step's wall-clock deadline.
                     let due = start + Duration::from_secs_f64(step as f64 * dt);
@@ -273,7 +299,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         cameras: default_cameras(),
         publish_instruction: true,
     };
-    let sim = SimRobot::start(node.clone(), cfg, clock)?;
+    let sim = SimRobot::start(node.clone(), cfg, clock, None)?;
     tracing::info!(task = %args.task, instruction = %sim.episode.instruction, "serving the simulated robot");
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed)

@@ -1,9 +1,11 @@
 //! End-to-end tests of the `bicameral` binary: the sim tour writes a recording rerun can decode,
 //! the bench prints its JSON, bad input gets a clear error.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod common;
+use common::rrd_entities;
 
 fn bicameral() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bicameral"));
@@ -16,23 +18,6 @@ fn tmp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bicameral-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Entity paths of every chunk in an .rrd file, decoded with rerun's own decoder.
-fn rrd_entities(path: &Path) -> (usize, BTreeSet<String>) {
-    use rerun::external::re_log_encoding::DecoderApp;
-    use rerun::external::re_log_types::LogMsg;
-    let reader = std::io::BufReader::new(std::fs::File::open(path).unwrap());
-    let mut chunks = 0;
-    let mut entities = BTreeSet::new();
-    for msg in DecoderApp::decode_eager(reader).expect("an rrd file") {
-        if let LogMsg::ArrowMsg(_, arrow) = msg.expect("decodable message") {
-            let chunk = rerun::log::Chunk::from_arrow_msg(&arrow).expect("a chunk");
-            chunks += 1;
-            entities.insert(chunk.entity_path().to_string());
-        }
-    }
-    (chunks, entities)
 }
 
 #[test]

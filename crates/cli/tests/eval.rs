@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bicameral, ok, tiny_dual_checkpoint, tmp_dir};
+use common::{bicameral, ok, rrd_entities, tiny_dual_checkpoint, tmp_dir};
 use serde_json::Value;
 
 fn s(p: &Path) -> String {
@@ -115,6 +115,22 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
         assert!(bytes.starts_with(b"RRF"), "{f} is not an rrd file");
         assert!(bytes.len() > 10_000, "{f}: {} bytes", bytes.len());
     }
+    let (_, entities) = rrd_entities(&rrd.join("policy_pick_place_1000000.rrd"));
+    for e in [
+        "/cameras/ego_view",
+        "/world/plan/chunk",
+        "/world/plan/subgoal/object",
+        "/world/plan/subgoal/destination",
+        "/world/executed",
+        "/task/instruction",
+        "/task/result",
+    ] {
+        assert!(entities.contains(e), "{e} missing from {entities:?}");
+    }
+    assert!(entities.iter().any(|e| e.starts_with("/world/robot/")));
+    assert!(entities.iter().any(|e| e.starts_with("/world/objects/")));
+    let (_, no_plan) = rrd_entities(&rrd.join("no_plan_pick_place_1000000.rrd"));
+    assert!(!no_plan.contains("/world/plan/subgoal/object"), "no System 2, no subgoal");
 
     // Lock-step: the same evaluation again gives the same bytes.
     eval(&dir.join("b.json"), None);

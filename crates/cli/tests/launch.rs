@@ -281,3 +281,87 @@ action_dt_ms = 50
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `launch --record`: the rerun bridge logs every topic (camera frames, plans as subgoal
+/// markers, chunks as 3D grasp-site paths, the executed path, joint plots, node status) and
+/// the simulated world; the file is complete when the launch stops.
+#[test]
+fn launch_records_every_topic_to_rerun() {
+    let dir = tmp_dir("launch-record");
+    let ckpt = tiny_dual_checkpoint(&dir);
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let port = free_port();
+    let launch = dir.join("launch.toml");
+    std::fs::write(
+        &launch,
+        format!(
+            r#"
+robot = "rec"
+
+[zenoh]
+listen = ["tcp/127.0.0.1:{port}"]
+
+[sim]
+task = "pick_place"
+seed = 5
+camera_hz = 5
+
+[executor]
+rate_hz = 200
+
+[planner]
+checkpoint = "{ck}"
+rate_hz = 2
+
+[action]
+checkpoint = "{ck}"
+rate_hz = 10
+"#,
+            ck = s(&ckpt.join("checkpoint"))
+        ),
+    )
+    .unwrap();
+    let rrd = dir.join("launch.rrd");
+    let out = ok(
+        &bicameral(&[
+            "launch",
+            &s(&launch),
+            "--seconds",
+            "4",
+            "--json",
+            "--record",
+            &s(&rrd),
+        ]),
+        "launch --record",
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rec = &report["recording"];
+    assert!(rec["chunks"].as_u64().unwrap() >= 20, "{rec}");
+    assert!(rec["plans"].as_u64().unwrap() >= 4, "{rec}");
+    assert!(rec["frames"].as_u64().unwrap() >= 10, "{rec}");
+    assert_eq!(rec["decode_errors"], 0);
+    assert!(!dir.join("launch.rrd.partial").exists());
+    let (_, entities) = common::rrd_entities(&rrd);
+    for e in [
+        "/cameras/ego_view",
+        "/world/plan/chunk",
+        "/world/plan/subgoal/object",
+        "/world/executed",
+        "/task/instruction",
+        "/task/episode",
+    ] {
+        assert!(entities.contains(e), "{e} missing from {entities:?}");
+    }
+    for prefix in [
+        "/world/robot/",
+        "/world/objects/",
+        "/joints/position/",
+        "/joints/command/",
+        "/nodes/",
+    ] {
+        assert!(
+            entities.iter().any(|e| e.starts_with(prefix)),
+            "nothing under {prefix} in {entities:?}"
+        );
+    }
+}

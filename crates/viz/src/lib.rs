@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use bicameral_robot::model::Shape;
 use bicameral_sim::{BodyPart, SimWorld};
 use nalgebra::Isometry3;
-use rerun::RecordingStream;
+pub use rerun::RecordingStream;
 
 /// Errors opening or writing a recording.
 #[derive(Debug, thiserror::Error)]

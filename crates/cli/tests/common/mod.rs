@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI tests: scratch directories and running the binary.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
@@ -168,3 +169,21 @@ pub fn tiny_dual_checkpoint(dir: &Path) -> PathBuf {
     );
     ckpt
 }
+
+/// Entity paths of every chunk in an .rrd file, decoded with rerun's own decoder.
+pub fn rrd_entities(path: &Path) -> (usize, BTreeSet<String>) {
+    use rerun::external::re_log_encoding::DecoderApp;
+    use rerun::external::re_log_types::LogMsg;
+    let reader = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut chunks = 0;
+    let mut entities = BTreeSet::new();
+    for msg in DecoderApp::decode_eager(reader).expect("an rrd file") {
+        if let LogMsg::ArrowMsg(_, arrow) = msg.expect("decodable message") {
+            let chunk = rerun::log::Chunk::from_arrow_msg(&arrow).expect("a chunk");
+            chunks += 1;
+            entities.insert(chunk.entity_path().to_string());
+        }
+    }
+    (chunks, entities)
+}
+
