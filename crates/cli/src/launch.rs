@@ -6,7 +6,7 @@
 //! multicast scouting off: an outside client that connects there sees every topic.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -356,25 +356,24 @@ pub fn run_robot(args: &RobotArgs) -> Result<()> {
     )
 }
 
+/// The process-wide stop flag, set by Ctrl-C / SIGTERM (the handler is installed once).
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(f) = FLAG.get() {
+        return Ok(f.clone());
+    }
+    let flag = Arc::new(AtomicBool::new(false));
+    let s = flag.clone();
+    ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+    Ok(FLAG.get_or_init(|| flag).clone())
+}
+
 fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
     if let Some(port) = args.port {
         file.zenoh.listen = vec![format!("tcp/127.0.0.1:{port}")];
     }
-    let root = DataRoot::discover().context("finding robots/ and sim/")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let s = stop.clone();
-        ctrlc::set_handler(move || s.store(true, Ordering::Relaxed))
-            .context("installing the Ctrl-C handler")?;
-    }
-    // One clock for every node of the launch (the executor schedules chunks stamped by S1).
-    let wall = WallClock::new();
-    let clock: Arc<dyn Clock> = Arc::new(wall);
-    let session = Node::open(&file.zenoh, &file.robot, "launch")
-        .with_context(|| format!("{}: opening the zenoh session", args.file.display()))?;
-    tracing::info!(robot = %file.robot, listen = ?file.zenoh.listen, "launch session open");
-
-    let t0 = clock.now_ns();
+    let t0 = WallClock::new().now_ns();
     let recording = match &args.record {
         Some(path) => Some(
             Recording::open("bicameral_launch", &Sink::Save(path.clone()))
@@ -382,6 +381,59 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
         ),
         None => None,
     };
+    let mut report = run_launch(
+        &file,
+        &args.file,
+        &RunOptions {
+            seconds: args.seconds,
+            stop_after_success_s: None,
+            recording: recording.as_ref().map(|r| (r, t0)),
+        },
+    )?;
+    if let Some(r) = recording {
+        r.finish()?;
+        if let Some(rec) = report.get_mut("recording") {
+            rec["file"] = json!(args.record.as_ref().map(|p| p.display().to_string()));
+        }
+    }
+    let report = serde_json::Value::Object(report);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+/// How to run a launch.
+pub struct RunOptions<'a> {
+    /// Stop after this many seconds (default: until Ctrl-C).
+    pub seconds: Option<f64>,
+    /// Stop once the simulated task's success test has passed this long (s).
+    pub stop_after_success_s: Option<f64>,
+    /// Record to this rerun recording; its `sim_time` zero is the given wall-clock ns.
+    pub recording: Option<(&'a Recording, u64)>,
+}
+
+/// Starts everything `file` describes, supervises it until `opts` says stop (or Ctrl-C), stops
+/// it cleanly and returns the report (rates, counters, the sim's outcome). `source` names the
+/// file in errors.
+pub fn run_launch(
+    file: &LaunchFile,
+    source: &Path,
+    opts: &RunOptions<'_>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let root = DataRoot::discover().context("finding robots/ and sim/")?;
+    let stop = stop_flag()?;
+    // One clock for every node of the launch (the executor schedules chunks stamped by S1).
+    let wall = WallClock::new();
+    let clock: Arc<dyn Clock> = Arc::new(wall);
+    let session = Node::open(&file.zenoh, &file.robot, "launch")
+        .with_context(|| format!("{}: opening the zenoh session", source.display()))?;
+    tracing::info!(robot = %file.robot, listen = ?file.zenoh.listen, "launch session open");
+    let recording = opts.recording.map(|(r, _)| r);
+    let t0 = opts.recording.map_or(0, |(_, t)| t);
+
     let bridge = match &recording {
         Some(r) => {
             let emb = Embodiment::load(&root.root.join(&file.embodiment))?;
@@ -466,10 +518,21 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
     }
 
     let started = Instant::now();
-    let deadline = args.seconds.map(|s| started + Duration::from_secs_f64(s));
+    let deadline = opts.seconds.map(|s| started + Duration::from_secs_f64(s));
     let mut ticks_at_start: Option<(Instant, u64)> = None;
+    let mut success_since: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(100));
+        if let (Some(hold), Some(s)) = (opts.stop_after_success_s, &sim) {
+            if s.stats.success.load(Ordering::Relaxed) {
+                let since = *success_since.get_or_insert_with(Instant::now);
+                if since.elapsed().as_secs_f64() >= hold {
+                    break;
+                }
+            } else {
+                success_since = None;
+            }
+        }
         if ticks_at_start.is_none()
             && let Some((t, _, _)) = &executor
         {
@@ -554,6 +617,8 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
                 "frames": s.stats.frames.load(Ordering::Relaxed),
                 "commands_applied": s.stats.commands.load(Ordering::Relaxed),
                 "success": s.stats.success.load(Ordering::Relaxed),
+                "seed": s.episode.seed,
+                "first_success_s": s.stats.first_success_s(),
             }),
         );
     }
@@ -573,7 +638,6 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
         report.insert(
             "recording".into(),
             json!({
-                "file": args.record.as_ref().map(|p| p.display().to_string()),
                 "plans": b.stats.plans.load(Ordering::Relaxed),
                 "chunks": b.stats.chunks.load(Ordering::Relaxed),
                 "frames": b.stats.frames.load(Ordering::Relaxed),
@@ -582,17 +646,8 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
         );
         b.stop()?;
     }
-    if let Some(r) = recording {
-        r.finish()?;
-    }
     session.close()?;
-    let report = serde_json::Value::Object(report);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        eprintln!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    Ok(())
+    Ok(report)
 }
 
 fn safety_json(counters: &SafetyCounters) -> serde_json::Value {

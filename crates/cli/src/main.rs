@@ -8,6 +8,7 @@ mod bench_s2;
 mod bridge;
 mod datagen;
 mod dataset;
+mod demo;
 mod eval;
 mod launch;
 mod plan;
@@ -52,6 +53,9 @@ enum Command {
     /// The models: System 1's action head, System 2's towers and planner.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The live dual-system demo in simulation: a few episodes with a trained checkpoint over
+    /// zenoh in real time, recorded to rerun; prints success and node rates.
+    Demo(demo::DemoArgs),
     /// Closed-loop evaluation in lock-step simulation: success rates with Wilson intervals,
     /// failure causes, ablations (expert, no plan, shuffled instructions, paraphrases).
     Eval(eval::EvalArgs),
@@ -128,6 +132,7 @@ fn main() -> Result<()> {
         Command::Sim(SimCommand::View(args)) => view::run(&args),
         Command::Sim(SimCommand::Serve(args)) => serve::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Robot(args) => launch::run_robot(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),

@@ -66,6 +66,23 @@ pub struct SimStats {
     pub bad_commands: AtomicU64,
     /// Whether the episode's success test passes (updated at each camera frame).
     pub success: AtomicBool,
+    /// Simulated time (ms) at which the success test first passed; `u64::MAX` while it has not.
+    pub first_success_ms: AtomicU64,
+}
+
+impl SimStats {
+    fn new() -> Self {
+        SimStats {
+            first_success_ms: AtomicU64::new(u64::MAX),
+            ..SimStats::default()
+        }
+    }
+
+    /// Simulated time (s) at which the success test first passed.
+    pub fn first_success_s(&self) -> Option<f64> {
+        let ms = self.first_success_ms.load(Ordering::Relaxed);
+        (ms != u64::MAX).then(|| ms as f64 * 1e-3)
+    }
 }
 
 /// A running simulated robot.
@@ -116,7 +133,7 @@ impl SimRobot {
         let commands = node.latest::<JointCommand>(keys.joint_command())?;
         let token = node.declare_alive()?;
         let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(SimStats::default());
+        let stats = Arc::new(SimStats::new());
         let (s, st) = (stop.clone(), stats.clone());
         let episode = ep.clone();
         let robot = node.robot().to_string();
@@ -196,6 +213,15 @@ impl SimRobot {
                         }
                         let ok = env.spec.check_success(&ep, &world).is_ok();
                         st.success.store(ok, Ordering::Relaxed);
+                        if ok {
+                            let ms = (world.time() * 1e3).round() as u64;
+                            let _ = st.first_success_ms.compare_exchange(
+                                u64::MAX,
+                                ms,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                        }
                         if let Some((lg, t0)) = &logger {
                             lg.set_time_secs(now.saturating_sub(*t0) as f64 * 1e-9);
                             lg.log_state(&world)?;

@@ -365,3 +365,42 @@ rate_hz = 10
         );
     }
 }
+
+/// `demo`: episodes in turn over the live runtime, one recording, success and node rates.
+#[test]
+fn demo_runs_episodes_live_and_reports_rates() {
+    let dir = tmp_dir("demo");
+    let ckpt = tiny_dual_checkpoint(&dir);
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let rrd = dir.join("demo.rrd");
+    let out = ok(
+        &bicameral(&[
+            "demo",
+            "--checkpoint",
+            &s(&ckpt.join("checkpoint")),
+            "--episodes",
+            "2",
+            "--seconds",
+            "2",
+            "--port",
+            &free_port().to_string(),
+            "--save",
+            &s(&rrd),
+            "--json",
+        ]),
+        "demo",
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["episodes"], 2);
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["seed"], 2_000_000);
+    assert_eq!(runs[1]["seed"], 2_000_001);
+    assert_ne!(runs[0]["instruction"], runs[1]["instruction"]);
+    // launch/sim_s2_s1.toml: S2 at 5 Hz, S1 at 30 Hz, executor at 500 Hz.
+    for (k, hz) in [("planner_hz", 5.0), ("action_hz", 30.0), ("executor_hz", 500.0)] {
+        let m = r[k].as_f64().unwrap();
+        assert!((m - hz).abs() / hz < 0.15, "{k}: {m}");
+    }
+    let (_, entities) = common::rrd_entities(&rrd);
+    assert!(entities.contains("/world/plan/chunk") && entities.contains("/cameras/ego_view"));
+}
