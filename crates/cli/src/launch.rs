@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bicameral_msgs::SafetyEventKind;
+use bicameral_msgs::{NodeStatus, SafetyEventKind};
 use bicameral_robot::{Embodiment, Kinematics};
 use bicameral_runtime::clock::{Clock, WallClock};
 use bicameral_runtime::executor::{
@@ -44,6 +44,21 @@ pub struct PlannerLaunch {
     /// Plans per second.
     #[serde(default = "default_planner_rate")]
     pub rate_hz: f64,
+    /// Run in the launch's process or as a separate `bicameral node planner` process.
+    #[serde(default)]
+    pub process: NodeProcess,
+}
+
+/// Where a node of a launch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeProcess {
+    /// A thread of the launch process, on its zenoh session.
+    #[default]
+    InProcess,
+    /// A child process (`bicameral node ...`) with its own zenoh session connected to the
+    /// launch's listen endpoint; it stops when the launch closes its stdin.
+    Separate,
 }
 
 fn default_cameras() -> Vec<String> {
@@ -77,6 +92,9 @@ pub struct ActionLaunch {
     /// Sampling seed.
     #[serde(default)]
     pub seed: u64,
+    /// Run in the launch's process or as a separate `bicameral node action` process.
+    #[serde(default)]
+    pub process: NodeProcess,
 }
 
 fn default_embodiment_name() -> String {
@@ -258,12 +276,100 @@ enum Slot {
     Action(ActionLaunch),
 }
 
+/// A node as it runs: a thread of this process or a child process.
+enum Running {
+    Thread(NodeHandle),
+    Process(std::process::Child),
+}
+
+impl Running {
+    fn is_running(&mut self) -> bool {
+        match self {
+            Running::Thread(h) => h.is_running(),
+            Running::Process(c) => matches!(c.try_wait(), Ok(None)),
+        }
+    }
+
+    /// Stops it: a thread is asked to stop and joined; a child gets its stdin closed (its
+    /// signal to stop cleanly) and is killed if it has not exited after 5 s.
+    fn stop(self) -> Result<()> {
+        match self {
+            Running::Thread(h) => Ok(h.stop()?),
+            Running::Process(mut c) => {
+                drop(c.stdin.take());
+                let end = Instant::now() + Duration::from_secs(5);
+                loop {
+                    match c.try_wait()? {
+                        Some(status) if status.success() => return Ok(()),
+                        Some(status) => bail!("the node process exited with {status}"),
+                        None if Instant::now() >= end => {
+                            c.kill()?;
+                            c.wait()?;
+                            bail!("the node process did not stop within 5 s; killed");
+                        }
+                        None => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Supervised {
     slot: Slot,
-    handle: Option<NodeHandle>,
+    handle: Option<Running>,
     restarts: u32,
     outputs_before: u64,
     first_start: Instant,
+}
+
+impl Slot {
+    fn name(&self) -> &'static str {
+        match self {
+            Slot::Planner(_) => "planner",
+            Slot::Action(_) => "action",
+        }
+    }
+
+    fn process(&self) -> NodeProcess {
+        match self {
+            Slot::Planner(p) => p.process,
+            Slot::Action(a) => a.process,
+        }
+    }
+}
+
+/// Starts `slot` as configured: a thread on `node`'s session, or a `bicameral node` child
+/// process for the launch file `source` connecting to the launch's endpoint.
+fn start_running(
+    slot: &Slot,
+    node: &Node,
+    clock: &Arc<dyn Clock>,
+    root: &DataRoot,
+    source: &Path,
+    file: &LaunchFile,
+) -> Result<Running> {
+    match slot.process() {
+        NodeProcess::InProcess => Ok(Running::Thread(start_slot(slot, node, clock, root)?)),
+        NodeProcess::Separate => {
+            let endpoint = file.zenoh.listen.first().with_context(|| {
+                format!(
+                    "{}: a separate-process node needs the launch to listen (zenoh.listen)",
+                    source.display()
+                )
+            })?;
+            let exe = std::env::current_exe().context("finding the bicameral executable")?;
+            let child = std::process::Command::new(exe)
+                .args(["node", slot.name(), "--launch"])
+                .arg(source)
+                .args(["--connect", endpoint, "--stop-on-stdin-eof"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .with_context(|| format!("starting the {} process", slot.name()))?;
+            tracing::info!(node = slot.name(), pid = child.id(), "node process started");
+            Ok(Running::Process(child))
+        }
+    }
 }
 
 fn start_slot(
@@ -311,6 +417,98 @@ fn start_slot(
             )?)
         }
     }
+}
+
+/// Which node `bicameral node` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeKind {
+    /// System 2 (the launch file's `[planner]`).
+    Planner,
+    /// System 1 (the launch file's `[action]`).
+    Action,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Which node.
+    #[arg(value_enum)]
+    pub kind: NodeKind,
+    /// Launch file with the node's section, the robot id and the zenoh settings.
+    #[arg(long)]
+    pub launch: PathBuf,
+    /// zenoh endpoint to connect to (default: the launch file's first listen endpoint).
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// Stop cleanly when stdin closes (how a launch stops its node processes).
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
+    /// Stop after this many seconds (default: until Ctrl-C / SIGTERM).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+}
+
+/// `bicameral node planner|action --launch FILE`: one node of a launch in its own process,
+/// with its own zenoh session (peer) connected to the launch.
+pub fn run_node(args: &NodeArgs) -> Result<()> {
+    let file = LaunchFile::load(&args.launch)?;
+    let src = args.launch.display();
+    let slot = match args.kind {
+        NodeKind::Planner => Slot::Planner(
+            file.planner
+                .clone()
+                .with_context(|| format!("{src}: no [planner] section"))?,
+        ),
+        NodeKind::Action => Slot::Action(
+            file.action
+                .clone()
+                .with_context(|| format!("{src}: no [action] section"))?,
+        ),
+    };
+    let endpoint = match &args.connect {
+        Some(e) => e.clone(),
+        None => file
+            .zenoh
+            .listen
+            .first()
+            .cloned()
+            .with_context(|| format!("{src}: no zenoh.listen endpoint to connect to; pass --connect"))?,
+    };
+    // A client of the launch's peer: the peer routes between its clients, so the node
+    // processes see each other's topics without a mesh between them.
+    let mut zenoh = file.zenoh.clone();
+    zenoh.mode = bicameral_transport::SessionMode::Client;
+    zenoh.listen = Vec::new();
+    zenoh.connect = vec![endpoint.clone()];
+    let root = DataRoot::discover().context("finding robots/ and sim/")?;
+    let stop = stop_flag()?;
+    if args.stop_on_stdin_eof {
+        let s = stop.clone();
+        std::thread::Builder::new()
+            .name("stdin-eof".into())
+            .spawn(move || {
+                let mut sink = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+                s.store(true, Ordering::Relaxed);
+            })
+            .context("spawning the stdin watcher")?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(WallClock::new());
+    let session = Node::open(&zenoh, &file.robot, slot.name())
+        .with_context(|| format!("{src}: connecting to {endpoint}"))?;
+    let handle = start_slot(&slot, &session, &clock, &root)?;
+    tracing::info!(node = slot.name(), %endpoint, "node running");
+    let deadline = args
+        .seconds
+        .map(|s| Instant::now() + Duration::from_secs_f64(s));
+    while !stop.load(Ordering::Relaxed)
+        && handle.is_running()
+        && deadline.is_none_or(|d| Instant::now() < d)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let result = handle.stop();
+    session.close()?;
+    Ok(result?)
 }
 
 pub fn run(args: &LaunchArgs) -> Result<()> {
@@ -512,8 +710,14 @@ pub fn run_launch(
             first_start: Instant::now(),
         });
     }
+    // Status of every node (separate processes report their rates only through it).
+    let status: Vec<_> = nodes
+        .iter()
+        .map(|n| session.latest::<NodeStatus>(session.keys().status(n.slot.name())))
+        .collect::<Result<_, _>>()?;
+    let mut last_status: Vec<Option<NodeStatus>> = vec![None; nodes.len()];
     for n in &mut nodes {
-        n.handle = Some(start_slot(&n.slot, &session, &clock, &root)?);
+        n.handle = Some(start_running(&n.slot, &session, &clock, &root, source, file)?);
         n.first_start = Instant::now();
     }
 
@@ -538,14 +742,23 @@ pub fn run_launch(
         {
             ticks_at_start = Some((Instant::now(), t.stats.count()));
         }
+        for (sub, last) in status.iter().zip(&mut last_status) {
+            while let Some(m) = sub.try_recv() {
+                if let Ok(m) = m {
+                    *last = Some(m);
+                }
+            }
+        }
         for n in &mut nodes {
-            let dead = n.handle.as_ref().is_some_and(|h| !h.is_running());
+            let dead = n.handle.as_mut().is_some_and(|h| !h.is_running());
             if !dead {
                 continue;
             }
             let h = n.handle.take().context("node handle")?;
-            let name = h.name().to_string();
-            n.outputs_before += h.stats.outputs();
+            let name = n.slot.name();
+            if let Running::Thread(t) = &h {
+                n.outputs_before += t.stats.outputs();
+            }
             let err = h.stop().err();
             tracing::error!(node = %name, error = ?err, "node stopped");
             if file.supervise.restart == Restart::OnFailure
@@ -553,7 +766,7 @@ pub fn run_launch(
             {
                 n.restarts += 1;
                 tracing::warn!(node = %name, restart = n.restarts, "restarting");
-                n.handle = Some(start_slot(&n.slot, &session, &clock, &root)?);
+                n.handle = Some(start_running(&n.slot, &session, &clock, &root, source, file)?);
             }
         }
         if let Some(s) = &sim
@@ -567,25 +780,44 @@ pub fn run_launch(
     // Report, then stop everything.
     let mut report = serde_json::Map::new();
     report.insert("seconds".into(), json!(elapsed));
-    for n in &nodes {
-        if let Some(h) = &n.handle {
-            let (name, configured) = match &n.slot {
-                Slot::Planner(p) => ("planner", p.rate_hz),
-                Slot::Action(a) => ("action", a.rate_hz),
-            };
-            report.insert(
-                name.into(),
-                json!({
-                    "configured_hz": configured,
-                    "measured_hz": h.stats.rate_hz(),
-                    "outputs": h.stats.outputs() + n.outputs_before,
-                    "errors": h.stats.errors(),
-                    "decode_errors": h.stats.decode_errors(),
-                    "last_latency_ms": h.stats.last_latency_ns() as f64 * 1e-6,
-                    "restarts": n.restarts,
-                    "detail": h.stats.detail(),
-                }),
-            );
+    for (n, last) in nodes.iter().zip(&last_status) {
+        let (name, configured) = match &n.slot {
+            Slot::Planner(p) => ("planner", p.rate_hz),
+            Slot::Action(a) => ("action", a.rate_hz),
+        };
+        match &n.handle {
+            Some(Running::Thread(h)) => {
+                report.insert(
+                    name.into(),
+                    json!({
+                        "configured_hz": configured,
+                        "measured_hz": h.stats.rate_hz(),
+                        "outputs": h.stats.outputs() + n.outputs_before,
+                        "errors": h.stats.errors(),
+                        "decode_errors": h.stats.decode_errors(),
+                        "last_latency_ms": h.stats.last_latency_ns() as f64 * 1e-6,
+                        "restarts": n.restarts,
+                        "detail": h.stats.detail(),
+                    }),
+                );
+            }
+            Some(Running::Process(c)) => {
+                // A separate process: what its last NodeStatus said.
+                let rate = last.as_ref().and_then(|m| m.rates_hz.values().next().copied());
+                report.insert(
+                    name.into(),
+                    json!({
+                        "configured_hz": configured,
+                        "process": c.id(),
+                        "measured_hz": rate,
+                        "outputs": last.as_ref().and_then(|m| m.counters.get("outputs")),
+                        "errors": last.as_ref().and_then(|m| m.counters.get("errors")),
+                        "last_latency_ms": last.as_ref().and_then(|m| m.latency_ms.get("last")),
+                        "restarts": n.restarts,
+                    }),
+                );
+            }
+            None => {}
         }
     }
     if let Some((thread, bridge, counters)) = &executor {

@@ -62,6 +62,9 @@ enum Command {
     /// Start, supervise and stop the nodes of a launch file (System 2, System 1, executor,
     /// simulated robot) over zenoh.
     Launch(launch::LaunchArgs),
+    /// One node of a launch file (System 2 `planner` or System 1 `action`) in its own process,
+    /// connected to the launch's zenoh endpoint.
+    Node(launch::NodeArgs),
     /// The onboard daemon: executor, safety filter and robot device (optionally System 1),
     /// configured by a launch file with `[executor]` and `[hal]`.
     Robot(launch::RobotArgs),
@@ -135,6 +138,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Launch(args) => launch::run(&args),
         Command::Robot(args) => launch::run_robot(&args),
+        Command::Node(args) => launch::run_node(&args),
         Command::Bench(BenchCommand::Sim(args)) => bench::run_sim(&args),
         Command::Datagen(args) => datagen::run(&args),
         Command::Train(TrainCommand::S1(args)) => train::run(&args, false),

@@ -33,7 +33,9 @@ pub struct SimRobotConfig {
     /// Cameras to publish (embodiment camera names).
     #[serde(default = "default_cameras")]
     pub cameras: Vec<String>,
-    /// Publish the episode's instruction at start.
+    /// Publish the episode's instruction at start, then the robot's current instruction (the
+    /// latest one on the topic, e.g. an operator's) every second, so that nodes joining late
+    /// (a restarted planner) get it.
     #[serde(default = "default_true")]
     pub publish_instruction: bool,
 }
@@ -130,6 +132,8 @@ impl SimRobot {
             .map(|c| node.publisher::<CameraFrame>(keys.camera(c), Qos::Bulk))
             .collect::<Result<Vec<_>, _>>()?;
         let mut instr_pub = node.publisher::<Instruction>(keys.instruction(), Qos::State)?;
+        // The robot's current instruction (the episode's, or the latest an operator sent).
+        let instr_sub = node.latest::<Instruction>(keys.instruction())?;
         let commands = node.latest::<JointCommand>(keys.joint_command())?;
         let token = node.declare_alive()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -155,7 +159,10 @@ impl SimRobot {
                 let mut was_ok = false;
                 let start = Instant::now();
                 let mut step: u64 = 0;
-                let mut instruction_sent = !cfg.publish_instruction;
+                // Re-sent every second, so nodes that join late (a restarted planner) get it.
+                let steps_per_instruction = (1.0 / dt).round().max(1.0) as u64;
+                let mut instruction_due = 0u64;
+                let mut current_instruction = ep.instruction.clone();
                 while !s.load(Ordering::Relaxed) {
                     while let Some(m) = commands.try_recv() {
                         match m {
@@ -192,12 +199,17 @@ impl SimRobot {
                         st.states.fetch_add(1, Ordering::Relaxed);
                     }
                     if step.is_multiple_of(steps_per_frame) {
-                        if !instruction_sent {
+                        while let Some(m) = instr_sub.try_recv() {
+                            if let Ok(m) = m {
+                                current_instruction = m.text;
+                            }
+                        }
+                        if cfg.publish_instruction && step >= instruction_due {
                             instr_pub.put(&mut Instruction {
                                 header: Header::new::<Instruction>(&robot, 0, now),
-                                text: ep.instruction.clone(),
+                                text: current_instruction.clone(),
                             })?;
-                            instruction_sent = true;
+                            instruction_due = step + steps_per_instruction;
                         }
                         for (p, &ci) in cam_pubs.iter_mut().zip(&cam_index) {
                             cameras.render_into(&world, ci, &mut img)?;

@@ -263,10 +263,9 @@ action_dt_ms = 50
         report["executor"]["decode_errors"].as_u64().unwrap() >= 3,
         "{report:#}"
     );
-    assert!(
-        report["action"]["decode_errors"].as_u64().unwrap() >= 1,
-        "{report:#}"
-    );
+    // System 1 reads latest-value subscriptions: a valid message that arrives before it polls
+    // replaces the garbage, so it may not count any; it must not have failed or restarted.
+    assert_eq!(report["action"]["restarts"], 0, "{report:#}");
     assert!(faults.commands > 200, "{faults:?}");
     assert_eq!(faults.outside_limits, 0, "{faults:?}");
     assert!(
@@ -282,7 +281,7 @@ action_dt_ms = 50
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `launch --record`: the rerun bridge logs every topic (camera frames, plans as subgoal
+/// `launch --record`, System 2 as a separate process: the rerun bridge logs every topic (camera frames, plans as subgoal
 /// markers, chunks as 3D grasp-site paths, the executed path, joint plots, node status) and
 /// the simulated world; the file is complete when the launch stops.
 #[test]
@@ -312,6 +311,7 @@ rate_hz = 200
 [planner]
 checkpoint = "{ck}"
 rate_hz = 2
+process = "separate"
 
 [action]
 checkpoint = "{ck}"
@@ -335,6 +335,10 @@ rate_hz = 10
         "launch --record",
     );
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // System 2 ran as its own process (`bicameral node planner`), reporting through its status.
+    assert!(report["planner"]["process"].as_u64().is_some(), "{report:#}");
+    let hz = report["planner"]["measured_hz"].as_f64().unwrap();
+    assert!((hz - 2.0).abs() < 0.3, "separate planner at {hz} Hz");
     let rec = &report["recording"];
     assert!(rec["chunks"].as_u64().unwrap() >= 20, "{rec}");
     assert!(rec["plans"].as_u64().unwrap() >= 4, "{rec}");
@@ -403,4 +407,229 @@ fn demo_runs_episodes_live_and_reports_rates() {
     }
     let (_, entities) = common::rrd_entities(&rrd);
     assert!(entities.contains("/world/plan/chunk") && entities.contains("/cameras/ego_view"));
+}
+
+/// Kills the child on drop (test cleanup even when an assertion fails).
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(args: &[&str]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_bicameral"))
+            .env("BICAMERAL_LOG", "warn")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Process-level faults: System 2 and System 1 as separate `bicameral node` processes killed
+/// with SIGKILL. Killing S2: S1 goes on with the last plan until the plan ttl, then the executor
+/// holds (plan stale). A new S2 process: tracking resumes. Killing S1: the executor holds when
+/// the last chunk runs out (within one chunk). Throughout, commands stay inside the limits and
+/// never jump by more than the per-tick step limit.
+#[test]
+fn killed_planner_and_action_processes_end_in_a_safe_hold() {
+    use bicameral_msgs::*;
+    use bicameral_runtime::clock::{Clock, WallClock};
+    use bicameral_transport::{Node, ZenohConfig};
+    use std::time::{Duration, Instant};
+
+    let dir = tmp_dir("launch-kill");
+    let ckpt = tiny_dual_checkpoint(&dir);
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let port = free_port();
+    const TTL_MS: u64 = 1000;
+    const MAX_STEP: f64 = 0.05;
+    let common = format!(
+        r#"
+robot = "kill"
+
+[zenoh]
+listen = ["tcp/127.0.0.1:{port}"]
+"#
+    );
+    let robot = dir.join("robot.toml");
+    std::fs::write(
+        &robot,
+        format!(
+            r#"{common}
+[sim]
+task = "pick_place"
+seed = 7
+camera_hz = 5
+
+[executor]
+rate_hz = 200
+plan_ttl_ms = {TTL_MS}
+
+[safety]
+max_step = {MAX_STEP}
+"#
+        ),
+    )
+    .unwrap();
+    let nodes = dir.join("nodes.toml");
+    std::fs::write(
+        &nodes,
+        format!(
+            r#"{common}
+[planner]
+checkpoint = "{ck}"
+rate_hz = 2
+
+[action]
+checkpoint = "{ck}"
+rate_hz = 10
+plan_ttl_ms = {TTL_MS}
+"#,
+            ck = s(&ckpt.join("checkpoint"))
+        ),
+    )
+    .unwrap();
+    let _launch = spawn(&["launch", &s(&robot), "--seconds", "120"]);
+    let t = Duration::from_secs(30);
+    let node = Node::open(&ZenohConfig::loopback_client(port), "kill", "observer").unwrap();
+    let keys = node.keys().clone();
+    node.watch_alive()
+        .unwrap()
+        .wait_alive("executor", t)
+        .unwrap();
+    let cmds = node.subscribe::<JointCommand>(keys.joint_command()).unwrap();
+    let plans = node.subscribe::<Plan>(keys.plan()).unwrap();
+    let chunks = node.subscribe::<ActionChunk>(keys.action_chunk()).unwrap();
+    let events = node.subscribe::<SafetyEvent>(keys.safety_event()).unwrap();
+    let limits: Vec<_> = {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let emb =
+            bicameral_robot::Embodiment::load(&root.join("robots/bc_humanoid/embodiment.toml"))
+                .unwrap();
+        let kin = bicameral_robot::Kinematics::new(&emb.load_robot().unwrap());
+        emb.action_dof_indices(&kin)
+            .unwrap()
+            .iter()
+            .map(|&d| kin.dof_limits()[d])
+            .collect()
+    };
+    let clock = WallClock::new();
+
+    #[derive(Default)]
+    struct Seen {
+        last_cmd: Option<JointCommand>,
+        last_plan_obs: u64,
+        plans: u64,
+        last_chunk: Option<ActionChunk>,
+        chunks_since_mark: u64,
+        events: Vec<SafetyEventKind>,
+    }
+    // Reads everything until `until` holds for a command (or the timeout), checking every
+    // command against the limits and the previous command.
+    let mut seen = Seen::default();
+    let mut pump = |seen: &mut Seen, until: &dyn Fn(&Seen, &JointCommand) -> bool| -> JointCommand {
+        let end = Instant::now() + t;
+        loop {
+            assert!(
+                Instant::now() < end,
+                "timed out: {} plans, {} chunks since the mark, last command {:?}, events {:?}",
+                seen.plans,
+                seen.chunks_since_mark,
+                seen.last_cmd.as_ref().map(|c| c.mode),
+                seen.events
+            );
+            while let Some(Ok(p)) = plans.try_recv() {
+                seen.plans += 1;
+                seen.last_plan_obs = p.obs_stamp_ns;
+            }
+            while let Some(Ok(c)) = chunks.try_recv() {
+                seen.chunks_since_mark += 1;
+                seen.last_chunk = Some(c);
+            }
+            while let Some(Ok(e)) = events.try_recv() {
+                seen.events.push(e.event);
+            }
+            let Ok(c) = cmds.recv_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
+            for (k, (q, l)) in c.position.iter().zip(&limits).enumerate() {
+                assert!(
+                    q.is_finite() && *q >= l.lower - 1e-9 && *q <= l.upper + 1e-9,
+                    "joint {k} commanded {q} outside [{}, {}]",
+                    l.lower,
+                    l.upper
+                );
+            }
+            if let Some(p) = &seen.last_cmd {
+                let jump = p
+                    .position
+                    .iter()
+                    .zip(&c.position)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                // One tick apart (commands may be dropped on the way: allow a few ticks).
+                let ticks = ((c.header.stamp_ns - p.header.stamp_ns) as f64 / 5e6).round().max(1.0);
+                assert!(jump <= MAX_STEP * ticks + 1e-9, "jump {jump} over {ticks} ticks");
+            }
+            seen.last_cmd = Some(c.clone());
+            if until(seen, &c) {
+                return c;
+            }
+        }
+    };
+
+    // Both minds up: plans arrive and the executor tracks chunks.
+    let planner = spawn(&["node", "planner", "--launch", &s(&nodes)]);
+    let action = spawn(&["node", "action", "--launch", &s(&nodes)]);
+    pump(&mut seen, &|s, c| s.plans >= 3 && c.mode == CommandMode::Track);
+
+    // Kill System 2.
+    drop(planner);
+    let killed = clock.now_ns();
+    seen.chunks_since_mark = 0;
+    let hold = pump(&mut seen, &|_, c| c.mode == CommandMode::Hold);
+    let stale_at = seen.last_plan_obs + TTL_MS * 1_000_000;
+    assert!(
+        seen.chunks_since_mark > 0,
+        "System 1 went on with the last plan after System 2 died"
+    );
+    assert!(
+        hold.header.stamp_ns + 50_000_000 >= stale_at && hold.header.stamp_ns <= stale_at + 600_000_000,
+        "hold at {} ms after the last plan's observation (ttl {TTL_MS} ms), {} ms after the kill",
+        (hold.header.stamp_ns as i64 - seen.last_plan_obs as i64) / 1_000_000,
+        (hold.header.stamp_ns as i64 - killed as i64) / 1_000_000
+    );
+    pump(&mut seen, &|s, _| s.events.contains(&SafetyEventKind::HoldPlanStale));
+
+    // A new System 2 process: tracking resumes.
+    let _planner = spawn(&["node", "planner", "--launch", &s(&nodes)]);
+    pump(&mut seen, &|_, c| c.mode == CommandMode::Track);
+
+    // Kill System 1: hold once the last chunk runs out.
+    drop(action);
+    let killed = clock.now_ns();
+    let hold = pump(&mut seen, &|_, c| c.mode == CommandMode::Hold);
+    let last = seen.last_chunk.as_ref().unwrap();
+    let h = last.actions.shape[0] as u64;
+    let chunk_end = last.t0_ns + (h - 1) * last.dt_ns;
+    assert!(
+        hold.header.stamp_ns <= chunk_end.max(killed) + 100_000_000,
+        "hold {} ms after the last chunk's end",
+        (hold.header.stamp_ns as i64 - chunk_end as i64) / 1_000_000
+    );
+    assert!(
+        hold.header.stamp_ns <= killed + (h * last.dt_ns) + 300_000_000,
+        "hold within one chunk ({} ms) of the kill: {} ms",
+        h * last.dt_ns / 1_000_000,
+        (hold.header.stamp_ns - killed) / 1_000_000
+    );
+    pump(&mut seen, &|s, _| {
+        s.events.contains(&SafetyEventKind::HoldChunksExhausted)
+    });
 }

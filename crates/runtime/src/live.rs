@@ -328,7 +328,9 @@ pub fn spawn_planner<P: Planner + 'static>(
         while !s.load(Ordering::Relaxed) {
             while let Some(polled) = instructions.try_recv() {
                 if let Some(m) = st.take(Some(polled)) {
-                    tracing::info!(instruction = %m.text, "new instruction");
+                    if core.instruction() != Some(m.text.as_str()) {
+                        tracing::info!(instruction = %m.text, "new instruction");
+                    }
                     st.set_detail(&m.text);
                     core.on_instruction(m);
                 }

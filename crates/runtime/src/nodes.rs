@@ -174,6 +174,11 @@ impl<P: Planner> PlannerCore<P> {
         self.last_obs_ns = None;
     }
 
+    /// The instruction it plans for.
+    pub fn instruction(&self) -> Option<&str> {
+        self.instruction.as_deref()
+    }
+
     /// Takes a new instruction.
     pub fn on_instruction(&mut self, m: Instruction) {
         self.instruction = Some(m.text);
