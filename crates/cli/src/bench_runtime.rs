@@ -39,6 +39,51 @@ pub struct BenchRuntimeArgs {
     /// Print JSON only.
     #[arg(long)]
     json: bool,
+    /// Checkpoint for the observation → command measurement: `launch/sim_s2_s1.toml` runs
+    /// with it (sim, S2, S1, executor, live) for `--obs-seconds` (default: models/default when
+    /// present; skipped otherwise).
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    /// Seconds of the live run for the observation → command latency.
+    #[arg(long, default_value_t = 20.0)]
+    obs_seconds: f64,
+}
+
+/// Observation → command latency in a live launch of `launch/sim_s2_s1.toml` with `ckpt`:
+/// a joint state's stamp → the chunk System 1 made from it handed to the executor (its first
+/// command follows within one control period), plus the nodes' inference latencies.
+fn obs_to_command(ckpt: &std::path::Path, seconds: f64) -> Result<Value> {
+    use crate::launch::{LaunchFile, RunOptions, run_launch};
+    let root = bicameral_sim::DataRoot::discover()?;
+    let path = root.root.join("launch/sim_s2_s1.toml");
+    let mut file = LaunchFile::load(&path)?;
+    file.zenoh.listen = vec![format!("tcp/127.0.0.1:{}", free_port()?)];
+    for c in [
+        file.planner.as_mut().map(|p| &mut p.checkpoint),
+        file.action.as_mut().map(|a| &mut a.checkpoint),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *c = ckpt.to_path_buf();
+    }
+    let r = run_launch(
+        &file,
+        &path,
+        &RunOptions {
+            seconds: Some(seconds),
+            stop_after_success_s: None,
+            recording: None,
+        },
+    )?;
+    let pick = |node: &str, k: &str| r.get(node).and_then(|n| n.get(k)).cloned();
+    Ok(json!({
+        "checkpoint": ckpt.display().to_string(),
+        "seconds": seconds,
+        "obs_to_chunk_at_executor_ms": pick("executor", "obs_to_chunk_ms"),
+        "planner": {"measured_hz": pick("planner", "measured_hz"), "latency_p50_ms": pick("planner", "latency_p50_ms"), "latency_p99_ms": pick("planner", "latency_p99_ms")},
+        "action": {"measured_hz": pick("action", "measured_hz"), "latency_p50_ms": pick("action", "latency_p50_ms"), "latency_p99_ms": pick("action", "latency_p99_ms")},
+    }))
 }
 
 fn limits(n: usize) -> SafetyLimits {
@@ -272,9 +317,23 @@ pub fn run(args: &BenchRuntimeArgs) -> Result<()> {
         )?,
         latency_entry("plan_64x512", &a, &b, &a.keys().plan(), &plan, args)?,
     ];
+    let default_ckpt = bicameral_sim::DataRoot::discover()
+        .ok()
+        .map(|r| r.root.join("models/default"))
+        .filter(|p| p.join("config.json").is_file());
+    let obs = match args.checkpoint.clone().or(default_ckpt) {
+        Some(ckpt) => {
+            if !args.json {
+                eprintln!("observation → command, live launch with {} ...", ckpt.display());
+            }
+            obs_to_command(&ckpt, args.obs_seconds)?
+        }
+        None => json!({"skipped": "no checkpoint (pass --checkpoint DIR or add models/default)"}),
+    };
     let report = json!({
         "bench": "runtime",
         "executor_jitter": executor,
+        "observation_to_command": obs,
         "targets": {"executor_p99_us": 100.0, "zenoh_chunk_p50_us": 150.0},
         "one_hop_latency": latency,
         "notes": "executor: tick lateness after its absolute deadline (sleep then spin), 32 joints, chunks at 30 Hz and states at 100 Hz from another thread; latency: one-way, two zenoh peer sessions over tcp/127.0.0.1 in one process vs a raw TCP loopback hop of the same encoded bytes (nodelay, length-prefixed), both paced",

@@ -796,6 +796,8 @@ pub fn run_launch(
                         "errors": h.stats.errors(),
                         "decode_errors": h.stats.decode_errors(),
                         "last_latency_ms": h.stats.last_latency_ns() as f64 * 1e-6,
+                        "latency_p50_ms": h.stats.latency_quantile_ns(0.5).map(|n| n as f64 * 1e-6),
+                        "latency_p99_ms": h.stats.latency_quantile_ns(0.99).map(|n| n as f64 * 1e-6),
                         "restarts": n.restarts,
                         "detail": h.stats.detail(),
                     }),
@@ -830,6 +832,13 @@ pub fn run_launch(
                 "configured_hz": file.executor.as_ref().map(|e| e.rate_hz),
                 "measured_hz": measured,
                 "lateness_p99_us": thread.stats.quantile_ns(0.99) as f64 / 1000.0,
+                // Observation (joint state stamp) → its chunk handed to the executor; the
+                // first command from it follows within one control period.
+                "obs_to_chunk_ms": {
+                    "p50": bridge.stats.latency_quantile_ns(0.5).map(|n| n as f64 * 1e-6),
+                    "p99": bridge.stats.latency_quantile_ns(0.99).map(|n| n as f64 * 1e-6),
+                    "control_period_ms": file.executor.as_ref().map(|e| 1e3 / e.rate_hz),
+                },
                 "deadline_misses": thread.stats.misses(),
                 "commands_published": bridge.stats.outputs(),
                 "decode_errors": bridge.stats.decode_errors(),

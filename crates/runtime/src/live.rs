@@ -67,8 +67,13 @@ pub struct NodeStats {
     errors: AtomicU64,
     decode_errors: AtomicU64,
     latency_ns: AtomicU64,
+    /// The last [`LATENCY_SAMPLES`] latencies, ns (for quantiles).
+    samples: Mutex<std::collections::VecDeque<u64>>,
     detail: Mutex<String>,
 }
+
+/// Latencies kept per node for quantiles.
+pub const LATENCY_SAMPLES: usize = 4096;
 
 impl Default for NodeStats {
     fn default() -> Self {
@@ -79,19 +84,51 @@ impl Default for NodeStats {
             errors: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0),
+            samples: Mutex::new(std::collections::VecDeque::with_capacity(LATENCY_SAMPLES)),
             detail: Mutex::new(String::new()),
         }
     }
 }
 
 impl NodeStats {
-    fn output(&self, latency_ns: u64) {
+    /// Counts one output (no latency: the executor bridge's commands).
+    fn count_output(&self) {
         if self.outputs.fetch_add(1, Ordering::Relaxed) == 0
             && let Ok(mut f) = self.first_output.lock()
         {
             *f = Some(Instant::now());
         }
+    }
+
+    /// Counts one output and its latency (ns).
+    fn output(&self, latency_ns: u64) {
+        self.count_output();
         self.latency_ns.store(latency_ns, Ordering::Relaxed);
+        self.record_latency(latency_ns);
+    }
+
+    /// Keeps a latency sample (ns) for [`NodeStats::latency_quantile_ns`].
+    pub fn record_latency(&self, ns: u64) {
+        if let Ok(mut v) = self.samples.lock() {
+            if v.len() == LATENCY_SAMPLES {
+                v.pop_front();
+            }
+            v.push_back(ns);
+        }
+    }
+
+    /// Quantile `q` in [0, 1] of the recent latencies, ns (`None` before the first). For the
+    /// planner and action nodes: observation stamp → output published; for the executor
+    /// bridge: a chunk's observation stamp → the chunk handed to the executor (its first
+    /// command follows within one control period).
+    pub fn latency_quantile_ns(&self, q: f64) -> Option<u64> {
+        let mut v: Vec<u64> = self.samples.lock().ok()?.iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let i = ((q.clamp(0.0, 1.0) * (v.len() - 1) as f64).round()) as usize;
+        Some(v[i])
     }
 
     fn decode_error(&self, e: &TransportError) {
@@ -257,7 +294,12 @@ fn status(
             NodeState::Starting
         },
         rates_hz: [(output.to_string(), stats.rate_hz())].into(),
-        latency_ms: [("last".to_string(), stats.last_latency_ns() as f64 * 1e-6)].into(),
+        latency_ms: [
+            ("last".to_string(), stats.last_latency_ns() as f64 * 1e-6),
+            ("p50".to_string(), stats.latency_quantile_ns(0.5).unwrap_or(0) as f64 * 1e-6),
+            ("p99".to_string(), stats.latency_quantile_ns(0.99).unwrap_or(0) as f64 * 1e-6),
+        ]
+        .into(),
         counters: [
             ("outputs".to_string(), stats.outputs()),
             ("errors".to_string(), stats.errors()),
@@ -447,13 +489,15 @@ pub fn spawn_executor_bridge(
     } = io;
     let chunks = Mutex::new(chunks);
     let st = stats.clone();
+    let clk = clock.clone();
     let chunk_sub = node
         .on_message::<ActionChunk>(keys.action_chunk(), move |m| match m {
             Ok(c) => {
-                if let Ok(mut tx) = chunks.lock()
-                    && let Err(e) = tx.send(&c)
-                {
-                    tracing::warn!(error = %e, "chunk refused");
+                if let Ok(mut tx) = chunks.lock() {
+                    match tx.send(&c) {
+                        Ok(()) => st.record_latency(clk.now_ns().saturating_sub(c.obs_stamp_ns)),
+                        Err(e) => tracing::warn!(error = %e, "chunk refused"),
+                    }
                 }
             }
             Err(e) => st.decode_error(&e),
@@ -562,7 +606,7 @@ pub fn spawn_executor_bridge(
                 msg.velocity.clone_from(&cmd.velocity);
                 msg.mode = cmd.mode;
                 match cmd_pub.put(&mut msg) {
-                    Ok(()) => st.output(0),
+                    Ok(()) => st.count_output(),
                     Err(e) => {
                         st.errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, "command not published");
