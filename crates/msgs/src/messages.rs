@@ -332,7 +332,8 @@ pub enum SafetyEventKind {
     ChunkRejected,
     /// A chunk action outside the position limits was rejected.
     ChunkOutOfLimits,
-    /// A command was clamped to position/velocity/acceleration/step limits.
+    /// A command was shaped by the velocity, acceleration, step or effort limits (targets moved
+    /// into the position margin are not counted).
     Clamped,
     /// E-stop engaged (hold latched).
     EStopEngaged,

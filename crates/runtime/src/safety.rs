@@ -209,7 +209,8 @@ impl SafetyLimits {
 /// What the filter did to one command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FilterReport {
-    /// Some component was clamped.
+    /// Some component was shaped by a velocity, acceleration, step or effort limit (a target
+    /// merely inside the position margin is moved to the margin without counting).
     pub clamped: bool,
     /// The target had NaN/Inf or the wrong length and was replaced by a hold.
     pub rejected: bool,
@@ -330,7 +331,7 @@ impl SafetyFilter {
             let vmax = j.max_velocity.min(j.max_step / dt);
             let v = desired_v.clamp(-vmax, vmax).clamp(v0 - adt, v0 + adt);
             let p = (p0 + v * dt).clamp(j.lower, j.upper);
-            report.clamped |= (p - target[i]).abs() > 1e-9;
+            report.clamped |= (p - target[i].clamp(j.lower, j.upper)).abs() > 1e-9;
             self.velocity[i] = (p - p0) / dt;
             self.position[i] = p;
         }
