@@ -324,7 +324,10 @@ pub fn run(args: &BenchRuntimeArgs) -> Result<()> {
     let obs = match args.checkpoint.clone().or(default_ckpt) {
         Some(ckpt) => {
             if !args.json {
-                eprintln!("observation → command, live launch with {} ...", ckpt.display());
+                eprintln!(
+                    "observation → command, live launch with {} ...",
+                    ckpt.display()
+                );
             }
             obs_to_command(&ckpt, args.obs_seconds)?
         }

@@ -172,7 +172,12 @@ impl RerunBridge {
                         };
                         if m.encoding == ImageEncoding::Rgb8 {
                             log.set_time_secs(time(m.header.stamp_ns));
-                            log.log_rgb(&format!("cameras/{}", m.camera), m.width, m.height, &m.data)?;
+                            log.log_rgb(
+                                &format!("cameras/{}", m.camera),
+                                m.width,
+                                m.height,
+                                &m.data,
+                            )?;
                             st.frames.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -199,7 +204,12 @@ impl RerunBridge {
                         }
                         if m.subgoal.len() >= 6 {
                             let p = |i: usize| [0, 1, 2].map(|k| f64::from(m.subgoal[i + k]));
-                            log.log_points("world/plan/subgoal/object", &[p(0)], [255, 220, 0], 0.02)?;
+                            log.log_points(
+                                "world/plan/subgoal/object",
+                                &[p(0)],
+                                [255, 220, 0],
+                                0.02,
+                            )?;
                             log.log_points(
                                 "world/plan/subgoal/destination",
                                 &[p(3)],

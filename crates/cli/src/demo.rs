@@ -130,7 +130,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             "  \"{}\": {} (S2 {:.1} Hz, S1 {:.1} Hz, executor {:.0} Hz)",
             sim["instruction"].as_str().unwrap_or(""),
             if success {
-                format!("success at {:.1} s", sim["first_success_s"].as_f64().unwrap_or(0.0))
+                format!(
+                    "success at {:.1} s",
+                    sim["first_success_s"].as_f64().unwrap_or(0.0)
+                )
             } else {
                 "no success".into()
             },

@@ -28,9 +28,7 @@ use bicameral_msgs::{
     CameraFrame, Header, ImageEncoding, Instruction, JointState, SafetyEventKind,
 };
 use bicameral_runtime::executor::{Executor, ExecutorConfig};
-use bicameral_runtime::nodes::{
-    ActionCore, ActionNodeConfig, PlannerCore, PlannerNodeConfig,
-};
+use bicameral_runtime::nodes::{ActionCore, ActionNodeConfig, PlannerCore, PlannerNodeConfig};
 use bicameral_runtime::safety::{SafetyConfig, SafetyLimits};
 use bicameral_sim::{
     CameraImage, DataRoot, Ending, EpisodeMonitor, EpisodeOptions, EpisodeSetup, FailureCause,
@@ -95,7 +93,11 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Conditions, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "policy,paraphrase,shuffled,no_plan,expert")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "policy,paraphrase,shuffled,no_plan,expert"
+    )]
     pub conditions: Vec<Condition>,
     /// Save one rerun recording per episode into this directory.
     #[arg(long)]
@@ -429,7 +431,12 @@ impl EpisodeLog {
             let p = |i: usize| [0, 1, 2].map(|k| f64::from(subgoal[i + k]));
             let log = self.logger();
             log.log_points("world/plan/subgoal/object", &[p(0)], [255, 220, 0], 0.02)?;
-            log.log_points("world/plan/subgoal/destination", &[p(3)], [0, 220, 120], 0.02)?;
+            log.log_points(
+                "world/plan/subgoal/destination",
+                &[p(3)],
+                [0, 220, 120],
+                0.02,
+            )?;
         }
         Ok(())
     }
@@ -540,8 +547,12 @@ fn run_closed_loop(
                 let name = cameras.specs()[ci].name.clone();
                 if let Some(l) = log.as_deref() {
                     l.logger().set_time(&world);
-                    l.logger()
-                        .log_rgb(&format!("cameras/{name}"), img.width, img.height, &img.rgb)?;
+                    l.logger().log_rgb(
+                        &format!("cameras/{name}"),
+                        img.width,
+                        img.height,
+                        &img.rgb,
+                    )?;
                 }
                 p.on_frame(CameraFrame {
                     header: Header::new::<CameraFrame>(robot, 0, now),
@@ -686,20 +697,25 @@ fn run_expert(env: &TaskEnv, ep: &EpisodeSetup, lc: &LoopConfig) -> Result<Episo
     if let Some(t) = lc.time_limit_s {
         env_limited.spec.time_limit_s = t;
     }
-    let (outcome, _) = env_limited.run_observed(
-        ep,
-        &EpisodeOptions::default(),
-        &mut |w: &SimWorld| {
+    let (outcome, _) =
+        env_limited.run_observed(ep, &EpisodeOptions::default(), &mut |w: &SimWorld| {
             let m = monitor.get_or_insert_with(|| EpisodeMonitor::new(ep, w));
             m.observe(&env.spec, ep, w);
             Ok(())
-        },
-    )?;
+        })?;
     let failure = if outcome.success {
         None
-    } else if outcome.failure_reason.as_deref().is_some_and(|r| r.contains("diverged")) {
+    } else if outcome
+        .failure_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("diverged"))
+    {
         Some(FailureCause::Diverged)
-    } else if outcome.failure_reason.as_deref().is_some_and(|r| r.contains("time limit")) {
+    } else if outcome
+        .failure_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("time limit"))
+    {
         Some(FailureCause::Timeout)
     } else {
         match &monitor {
@@ -829,7 +845,13 @@ pub fn evaluate(args: &EvalArgs, tasks: &[String], lc: &LoopConfig) -> Result<Ve
                             };
                             let r = match c {
                                 Condition::NoPlan => run_closed_loop(
-                                    env, &ep, c, None, &mut a.null_action, lc, log.as_mut(),
+                                    env,
+                                    &ep,
+                                    c,
+                                    None,
+                                    &mut a.null_action,
+                                    lc,
+                                    log.as_mut(),
                                 )?,
                                 _ => run_closed_loop(
                                     env,
@@ -867,10 +889,7 @@ pub fn evaluate(args: &EvalArgs, tasks: &[String], lc: &LoopConfig) -> Result<Ve
                             }
                         }
                         bar.inc(1);
-                        bar.set_message(format!(
-                            "{} successes",
-                            successes.load(Ordering::Relaxed)
-                        ));
+                        bar.set_message(format!("{} successes", successes.load(Ordering::Relaxed)));
                     }
                 })
             })
@@ -885,9 +904,7 @@ pub fn evaluate(args: &EvalArgs, tasks: &[String], lc: &LoopConfig) -> Result<Ve
     let mut results = results
         .into_inner()
         .map_err(|_| anyhow::anyhow!("results lock poisoned"))?;
-    results.sort_by(|a, b| {
-        (a.condition, &a.task, a.seed).cmp(&(b.condition, &b.task, b.seed))
-    });
+    results.sort_by(|a, b| (a.condition, &a.task, a.seed).cmp(&(b.condition, &b.task, b.seed)));
     Ok(results)
 }
 
@@ -1108,9 +1125,15 @@ mod tests {
     fn wilson_matches_published_values() {
         // Reference values: Wilson score interval, z = 1.96 (Newcombe 1998, table I).
         let (lo, hi) = wilson95(81, 263);
-        assert!((lo - 0.2553).abs() < 5e-4 && (hi - 0.3662).abs() < 5e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.2553).abs() < 5e-4 && (hi - 0.3662).abs() < 5e-4,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson95(15, 148);
-        assert!((lo - 0.0624).abs() < 5e-4 && (hi - 0.1605).abs() < 5e-4, "{lo} {hi}");
+        assert!(
+            (lo - 0.0624).abs() < 5e-4 && (hi - 0.1605).abs() < 5e-4,
+            "{lo} {hi}"
+        );
         let (lo, hi) = wilson95(0, 20);
         assert!(lo == 0.0 && (hi - 0.1611).abs() < 5e-4, "{lo} {hi}");
         let (lo, hi) = wilson95(29, 29);

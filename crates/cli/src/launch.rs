@@ -6,8 +6,8 @@
 //! multicast scouting off: an outside client that connects there sees every topic.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -466,12 +466,9 @@ pub fn run_node(args: &NodeArgs) -> Result<()> {
     };
     let endpoint = match &args.connect {
         Some(e) => e.clone(),
-        None => file
-            .zenoh
-            .listen
-            .first()
-            .cloned()
-            .with_context(|| format!("{src}: no zenoh.listen endpoint to connect to; pass --connect"))?,
+        None => file.zenoh.listen.first().cloned().with_context(|| {
+            format!("{src}: no zenoh.listen endpoint to connect to; pass --connect")
+        })?,
     };
     // A client of the launch's peer: the peer routes between its clients, so the node
     // processes see each other's topics without a mesh between them.
@@ -717,7 +714,9 @@ pub fn run_launch(
         .collect::<Result<_, _>>()?;
     let mut last_status: Vec<Option<NodeStatus>> = vec![None; nodes.len()];
     for n in &mut nodes {
-        n.handle = Some(start_running(&n.slot, &session, &clock, &root, source, file)?);
+        n.handle = Some(start_running(
+            &n.slot, &session, &clock, &root, source, file,
+        )?);
         n.first_start = Instant::now();
     }
 
@@ -766,7 +765,9 @@ pub fn run_launch(
             {
                 n.restarts += 1;
                 tracing::warn!(node = %name, restart = n.restarts, "restarting");
-                n.handle = Some(start_running(&n.slot, &session, &clock, &root, source, file)?);
+                n.handle = Some(start_running(
+                    &n.slot, &session, &clock, &root, source, file,
+                )?);
             }
         }
         if let Some(s) = &sim
@@ -805,7 +806,9 @@ pub fn run_launch(
             }
             Some(Running::Process(c)) => {
                 // A separate process: what its last NodeStatus said.
-                let rate = last.as_ref().and_then(|m| m.rates_hz.values().next().copied());
+                let rate = last
+                    .as_ref()
+                    .and_then(|m| m.rates_hz.values().next().copied());
                 report.insert(
                     name.into(),
                     json!({

@@ -151,10 +151,14 @@ fn success_plot(r: &EvalReport, path: &Path) -> Result<()> {
 
 /// Success per instruction template (T1, T2, … as numbered in the markdown table).
 fn template_plot(r: &EvalReport, path: &Path, templates: &[String]) -> Result<()> {
-    let conds: Vec<Condition> = [Condition::Policy, Condition::Paraphrase, Condition::Shuffled]
-        .into_iter()
-        .filter(|c| r.summaries.iter().any(|s| s.condition == *c))
-        .collect();
+    let conds: Vec<Condition> = [
+        Condition::Policy,
+        Condition::Paraphrase,
+        Condition::Shuffled,
+    ]
+    .into_iter()
+    .filter(|c| r.summaries.iter().any(|s| s.condition == *c))
+    .collect();
     let n = templates.len().max(1) as f64;
     save_png(path, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -275,7 +279,9 @@ fn boundary_plot(r: &EvalReport, path: &Path) -> Result<()> {
                 ))
                 .map_err(perr)?
                 .label(c.name())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], col.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], col.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

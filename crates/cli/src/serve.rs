@@ -83,7 +83,7 @@ impl SimStats {
     /// Simulated time (s) at which the success test first passed.
     pub fn first_success_s(&self) -> Option<f64> {
         let ms = self.first_success_ms.load(Ordering::Relaxed);
-        (ms != u64::MAX).then(|| ms as f64 * 1e-3)
+        (ms != u64::MAX).then_some(ms as f64 * 1e-3)
     }
 }
 
@@ -154,7 +154,10 @@ impl SimRobot {
                 if let Some((lg, t0)) = &logger {
                     lg.set_time_secs(clock.now_ns().saturating_sub(*t0) as f64 * 1e-9);
                     lg.log_static_scene(&world)?;
-                    lg.log_text("task/episode", &format!("{} seed {}: {}", ep.task, ep.seed, ep.instruction))?;
+                    lg.log_text(
+                        "task/episode",
+                        &format!("{} seed {}: {}", ep.task, ep.seed, ep.instruction),
+                    )?;
                 }
                 let mut was_ok = false;
                 let start = Instant::now();
@@ -240,7 +243,11 @@ impl SimRobot {
                             if ok != was_ok {
                                 lg.log_text(
                                     "task/result",
-                                    if ok { "success test passes" } else { "success test fails" },
+                                    if ok {
+                                        "success test passes"
+                                    } else {
+                                        "success test fails"
+                                    },
                                 )?;
                             }
                         }

@@ -55,7 +55,10 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
         r["ci95_high"].as_f64().unwrap(),
     );
     assert!(lo <= rate && rate <= hi && hi <= 1.0 && lo >= 0.0);
-    assert!(hi - lo > 0.5, "two episodes cannot give a narrow interval: {lo}..{hi}");
+    assert!(
+        hi - lo > 0.5,
+        "two episodes cannot give a narrow interval: {lo}..{hi}"
+    );
     assert_eq!(r["headline"], "policy");
 
     // Every episode ran the nodes at their rates for the 2 s limit, through the executor.
@@ -74,7 +77,10 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
         }
         // 30 Hz over the 2.05 s the episode lasts (it ends at the first control tick past 2 s).
         assert!((55..=63).contains(&chunks), "{c}: {chunks} chunks");
-        assert_eq!(e["rejected_chunks"], 0, "{c}: in-limit chunks are not rejected");
+        assert_eq!(
+            e["rejected_chunks"], 0,
+            "{c}: in-limit chunks are not rejected"
+        );
         assert!(!e["boundary_jumps_rad"].as_array().unwrap().is_empty());
         assert!(e["success"] == false || e["failure"].is_null());
     }
@@ -86,7 +92,11 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
             .unwrap()
     };
     for seed in [1_000_000u64, 1_000_001] {
-        let (p, sh, para) = (by("policy", seed), by("shuffled", seed), by("paraphrase", seed));
+        let (p, sh, para) = (
+            by("policy", seed),
+            by("shuffled", seed),
+            by("paraphrase", seed),
+        );
         assert_eq!(p["template"], sh["template"]);
         assert_ne!(p["instruction"], sh["instruction"]);
         assert_ne!(p["template"], para["template"], "held-out paraphrase");
@@ -130,7 +140,10 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
     assert!(entities.iter().any(|e| e.starts_with("/world/robot/")));
     assert!(entities.iter().any(|e| e.starts_with("/world/objects/")));
     let (_, no_plan) = rrd_entities(&rrd.join("no_plan_pick_place_1000000.rrd"));
-    assert!(!no_plan.contains("/world/plan/subgoal/object"), "no System 2, no subgoal");
+    assert!(
+        !no_plan.contains("/world/plan/subgoal/object"),
+        "no System 2, no subgoal"
+    );
 
     // Lock-step: the same evaluation again gives the same bytes.
     eval(&dir.join("b.json"), None);

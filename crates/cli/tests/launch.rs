@@ -336,7 +336,10 @@ rate_hz = 10
     );
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     // System 2 ran as its own process (`bicameral node planner`), reporting through its status.
-    assert!(report["planner"]["process"].as_u64().is_some(), "{report:#}");
+    assert!(
+        report["planner"]["process"].as_u64().is_some(),
+        "{report:#}"
+    );
     let hz = report["planner"]["measured_hz"].as_f64().unwrap();
     assert!((hz - 2.0).abs() < 0.3, "separate planner at {hz} Hz");
     let rec = &report["recording"];
@@ -401,7 +404,11 @@ fn demo_runs_episodes_live_and_reports_rates() {
     assert_eq!(runs[1]["seed"], 2_000_001);
     assert_ne!(runs[0]["instruction"], runs[1]["instruction"]);
     // launch/sim_s2_s1.toml: S2 at 5 Hz, S1 at 30 Hz, executor at 500 Hz.
-    for (k, hz) in [("planner_hz", 5.0), ("action_hz", 30.0), ("executor_hz", 500.0)] {
+    for (k, hz) in [
+        ("planner_hz", 5.0),
+        ("action_hz", 30.0),
+        ("executor_hz", 500.0),
+    ] {
         let m = r[k].as_f64().unwrap();
         assert!((m - hz).abs() / hz < 0.15, "{k}: {m}");
     }
@@ -503,7 +510,9 @@ plan_ttl_ms = {TTL_MS}
         .unwrap()
         .wait_alive("executor", t)
         .unwrap();
-    let cmds = node.subscribe::<JointCommand>(keys.joint_command()).unwrap();
+    let cmds = node
+        .subscribe::<JointCommand>(keys.joint_command())
+        .unwrap();
     let plans = node.subscribe::<Plan>(keys.plan()).unwrap();
     let chunks = node.subscribe::<ActionChunk>(keys.action_chunk()).unwrap();
     let events = node.subscribe::<SafetyEvent>(keys.safety_event()).unwrap();
@@ -533,7 +542,7 @@ plan_ttl_ms = {TTL_MS}
     // Reads everything until `until` holds for a command (or the timeout), checking every
     // command against the limits and the previous command.
     let mut seen = Seen::default();
-    let mut pump = |seen: &mut Seen, until: &dyn Fn(&Seen, &JointCommand) -> bool| -> JointCommand {
+    let pump = |seen: &mut Seen, until: &dyn Fn(&Seen, &JointCommand) -> bool| -> JointCommand {
         let end = Instant::now() + t;
         loop {
             assert!(
@@ -574,8 +583,13 @@ plan_ttl_ms = {TTL_MS}
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0, f64::max);
                 // One tick apart (commands may be dropped on the way: allow a few ticks).
-                let ticks = ((c.header.stamp_ns - p.header.stamp_ns) as f64 / 5e6).round().max(1.0);
-                assert!(jump <= MAX_STEP * ticks + 1e-9, "jump {jump} over {ticks} ticks");
+                let ticks = ((c.header.stamp_ns - p.header.stamp_ns) as f64 / 5e6)
+                    .round()
+                    .max(1.0);
+                assert!(
+                    jump <= MAX_STEP * ticks + 1e-9,
+                    "jump {jump} over {ticks} ticks"
+                );
             }
             seen.last_cmd = Some(c.clone());
             if until(seen, &c) {
@@ -587,7 +601,9 @@ plan_ttl_ms = {TTL_MS}
     // Both minds up: plans arrive and the executor tracks chunks.
     let planner = spawn(&["node", "planner", "--launch", &s(&nodes)]);
     let action = spawn(&["node", "action", "--launch", &s(&nodes)]);
-    pump(&mut seen, &|s, c| s.plans >= 3 && c.mode == CommandMode::Track);
+    pump(&mut seen, &|s, c| {
+        s.plans >= 3 && c.mode == CommandMode::Track
+    });
 
     // Kill System 2.
     drop(planner);
@@ -600,12 +616,15 @@ plan_ttl_ms = {TTL_MS}
         "System 1 went on with the last plan after System 2 died"
     );
     assert!(
-        hold.header.stamp_ns + 50_000_000 >= stale_at && hold.header.stamp_ns <= stale_at + 600_000_000,
+        hold.header.stamp_ns + 50_000_000 >= stale_at
+            && hold.header.stamp_ns <= stale_at + 600_000_000,
         "hold at {} ms after the last plan's observation (ttl {TTL_MS} ms), {} ms after the kill",
         (hold.header.stamp_ns as i64 - seen.last_plan_obs as i64) / 1_000_000,
         (hold.header.stamp_ns as i64 - killed as i64) / 1_000_000
     );
-    pump(&mut seen, &|s, _| s.events.contains(&SafetyEventKind::HoldPlanStale));
+    pump(&mut seen, &|s, _| {
+        s.events.contains(&SafetyEventKind::HoldPlanStale)
+    });
 
     // A new System 2 process: tracking resumes.
     let _planner = spawn(&["node", "planner", "--launch", &s(&nodes)]);

@@ -296,8 +296,14 @@ fn status(
         rates_hz: [(output.to_string(), stats.rate_hz())].into(),
         latency_ms: [
             ("last".to_string(), stats.last_latency_ns() as f64 * 1e-6),
-            ("p50".to_string(), stats.latency_quantile_ns(0.5).unwrap_or(0) as f64 * 1e-6),
-            ("p99".to_string(), stats.latency_quantile_ns(0.99).unwrap_or(0) as f64 * 1e-6),
+            (
+                "p50".to_string(),
+                stats.latency_quantile_ns(0.5).unwrap_or(0) as f64 * 1e-6,
+            ),
+            (
+                "p99".to_string(),
+                stats.latency_quantile_ns(0.99).unwrap_or(0) as f64 * 1e-6,
+            ),
         ]
         .into(),
         counters: [

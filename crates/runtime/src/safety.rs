@@ -386,12 +386,24 @@ mod tests {
             .iter()
             .find(|j| j.name == "left_elbow_pitch")
             .unwrap();
-        assert!((elbow.upper - (0.0872665 - 0.01)).abs() < 1e-9, "{}", elbow.upper);
+        assert!(
+            (elbow.upper - (0.0872665 - 0.01)).abs() < 1e-9,
+            "{}",
+            elbow.upper
+        );
         assert!((elbow.reject_upper - 0.0872665).abs() < 1e-9);
         // The filter clamps a target between the margin and the hard limit.
-        let k = lim.joints.iter().position(|j| j.name == "left_gripper_finger").unwrap();
+        let k = lim
+            .joints
+            .iter()
+            .position(|j| j.name == "left_gripper_finger")
+            .unwrap();
         let mut f = SafetyFilter::new(lim.clone());
-        let mut q: Vec<f64> = lim.joints.iter().map(|j| 0.5 * (j.lower + j.upper)).collect();
+        let mut q: Vec<f64> = lim
+            .joints
+            .iter()
+            .map(|j| 0.5 * (j.lower + j.upper))
+            .collect();
         q[k] = 0.04;
         f.reset_to(&q);
         let mut target = q.clone();
@@ -400,7 +412,11 @@ mod tests {
         for _ in 0..100 {
             f.step(&target, &v, &q, 0.002);
         }
-        assert!((f.position()[k] - 0.0405).abs() < 1e-12, "{}", f.position()[k]);
+        assert!(
+            (f.position()[k] - 0.0405).abs() < 1e-12,
+            "{}",
+            f.position()[k]
+        );
     }
 
     #[test]

@@ -120,7 +120,12 @@ impl EpisodeMonitor {
     }
 
     /// The task's success test plus "nothing else disturbed"; `Err` says what failed.
-    pub fn judge(&self, spec: &TaskSpec, ep: &EpisodeSetup, world: &SimWorld) -> Result<(), String> {
+    pub fn judge(
+        &self,
+        spec: &TaskSpec,
+        ep: &EpisodeSetup,
+        world: &SimWorld,
+    ) -> Result<(), String> {
         spec.check_success(ep, world)?;
         self.undisturbed(world)
     }
@@ -212,7 +217,13 @@ impl EpisodeMonitor {
     }
 
     /// Why the episode failed, given how it ended; `None` if it succeeded.
-    pub fn cause(&self, spec: &TaskSpec, ep: &EpisodeSetup, world: &SimWorld, ending: Ending) -> Option<FailureCause> {
+    pub fn cause(
+        &self,
+        spec: &TaskSpec,
+        ep: &EpisodeSetup,
+        world: &SimWorld,
+        ending: Ending,
+    ) -> Option<FailureCause> {
         if self.success_at.is_some() {
             return None;
         }

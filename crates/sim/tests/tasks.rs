@@ -513,7 +513,10 @@ fn retargeted_episodes_name_the_new_object() {
                 .contains(&ep.template.as_str())
         );
         let others = ep.distractors();
-        assert!(!others.is_empty(), "seed {seed}: pick_place has distractors");
+        assert!(
+            !others.is_empty(),
+            "seed {seed}: pick_place has distractors"
+        );
         let new = ep.retarget(others[0]).unwrap();
         assert_eq!(new.object, others[0]);
         assert_eq!(new.scene, ep.scene);
@@ -522,9 +525,15 @@ fn retargeted_episodes_name_the_new_object() {
         assert!(!new.instruction.contains(&ep.describe(&ep.object).unwrap()));
         assert!(new.distractors().contains(&ep.object.as_str()));
         assert_eq!(
-            new.items.iter().filter(|i| i.role == ItemRole::Object).count(),
+            new.items
+                .iter()
+                .filter(|i| i.role == ItemRole::Object)
+                .count(),
             1
         );
-        assert!(ep.retarget(&ep.target).is_none(), "the target is not a distractor");
+        assert!(
+            ep.retarget(&ep.target).is_none(),
+            "the target is not a distractor"
+        );
     }
 }

@@ -410,10 +410,7 @@ impl<'a> SimLogger<'a> {
             .map(|c| rerun::Color::from_rgb(c[0], c[1], c[2]))
             .collect();
         self.rec
-            .log(
-                entity,
-                &rerun::LineStrips3D::new(strips).with_colors(cols),
-            )
+            .log(entity, &rerun::LineStrips3D::new(strips).with_colors(cols))
             .map_err(Self::w)
     }
 

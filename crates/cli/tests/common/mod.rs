@@ -144,7 +144,6 @@ weight_decay = 0.0
 grad_clip_norm = 1.0
 "#;
 
-
 /// Trains the tiny System 2 + System 1 on the synthetic dataset under `dir`; returns the run
 /// directory (`bicameral train dual --out`).
 pub fn tiny_dual_checkpoint(dir: &Path) -> PathBuf {
@@ -186,4 +185,3 @@ pub fn rrd_entities(path: &Path) -> (usize, BTreeSet<String>) {
     }
     (chunks, entities)
 }
-
