@@ -190,3 +190,69 @@ kind = "loopback"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The daemon with System 1 in-process (`[action]` beside `[executor]` and `[hal]`): a tiny
+/// System 1 checkpoint (`train s1`, learned null plan) acts on the loopback device's joint
+/// states and its chunks reach the executor, inside the limits.
+#[test]
+fn daemon_runs_system_1_in_process() {
+    let dir = common::tmp_dir("robot-s1");
+    let data = dir.join("data");
+    common::write_dataset(&data);
+    let planner = common::CONFIG.find("[planner]").unwrap();
+    let optim = common::CONFIG.find("[optim]").unwrap();
+    let s1_config = format!("{}{}", &common::CONFIG[..planner], &common::CONFIG[optim..]);
+    let cfg = dir.join("s1.toml");
+    std::fs::write(&cfg, s1_config).unwrap();
+    let run = dir.join("run");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    common::ok(
+        &common::bicameral(&[
+            "train",
+            "s1",
+            "--dataset",
+            &s(&data),
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&run),
+        ]),
+        "train s1",
+    );
+    let robot = dir.join("robot.toml");
+    std::fs::write(
+        &robot,
+        format!(
+            r#"
+robot = "r2"
+[zenoh]
+listen = ["tcp/127.0.0.1:{port}"]
+[executor]
+rate_hz = 200
+[hal]
+kind = "loopback"
+[action]
+checkpoint = "{ck}"
+rate_hz = 10
+"#,
+            port = free_port(),
+            ck = s(&run.join("checkpoint"))
+        ),
+    )
+    .unwrap();
+    let out = common::ok(
+        &common::bicameral(&["robot", "--config", &s(&robot), "--seconds", "3", "--json"]),
+        "robot with [action]",
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let hz = r["action"]["measured_hz"].as_f64().unwrap();
+    assert!((hz - 10.0).abs() < 1.5, "System 1 at {hz} Hz\n{r:#}");
+    assert!(
+        r["executor"]["commands_published"].as_u64().unwrap() > 300,
+        "{r:#}"
+    );
+    let safety = &r["executor"]["safety"];
+    assert_eq!(safety["chunk_out_of_limits"], 0, "{r:#}");
+    assert_eq!(safety["chunk_rejected"], 0, "{r:#}");
+    assert_eq!(safety["hold_chunks_exhausted"], 0, "{r:#}");
+}
