@@ -202,21 +202,7 @@ impl RerunBridge {
                             instruction = m.instruction.clone();
                             log.log_text("task/plan_instruction", &instruction)?;
                         }
-                        if m.subgoal.len() >= 6 {
-                            let p = |i: usize| [0, 1, 2].map(|k| f64::from(m.subgoal[i + k]));
-                            log.log_points(
-                                "world/plan/subgoal/object",
-                                &[p(0)],
-                                [255, 220, 0],
-                                0.02,
-                            )?;
-                            log.log_points(
-                                "world/plan/subgoal/destination",
-                                &[p(3)],
-                                [0, 220, 120],
-                                0.02,
-                            )?;
-                        }
+                        log.log_subgoal(&m.subgoal)?;
                         st.plans.fetch_add(1, Ordering::Relaxed);
                     }
                     while let Some(m) = chunks.try_recv() {

@@ -426,21 +426,6 @@ impl EpisodeLog {
         Ok(())
     }
 
-    fn subgoal(&self, subgoal: &[f32]) -> Result<()> {
-        if subgoal.len() >= 6 {
-            let p = |i: usize| [0, 1, 2].map(|k| f64::from(subgoal[i + k]));
-            let log = self.logger();
-            log.log_points("world/plan/subgoal/object", &[p(0)], [255, 220, 0], 0.02)?;
-            log.log_points(
-                "world/plan/subgoal/destination",
-                &[p(3)],
-                [0, 220, 120],
-                0.02,
-            )?;
-        }
-        Ok(())
-    }
-
     fn executed(&self, trail: &[Vec<[f64; 3]>]) -> Result<()> {
         self.logger().log_paths(
             "world/executed",
@@ -474,9 +459,7 @@ fn run_closed_loop(
             .iter()
             .map(|c| {
                 cameras
-                    .specs()
-                    .iter()
-                    .position(|s| &s.name == c)
+                    .index(c)
                     .with_context(|| format!("the robot has no camera \"{c}\""))
             })
             .collect::<Result<_>>()?,
@@ -575,7 +558,7 @@ fn run_closed_loop(
                 plans += 1;
                 if let Some(l) = log.as_deref() {
                     l.logger().set_time(&world);
-                    l.subgoal(&plan.subgoal)?;
+                    l.logger().log_subgoal(&plan.subgoal)?;
                 }
             }
             n_plan += p_plan;

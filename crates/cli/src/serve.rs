@@ -117,9 +117,7 @@ impl SimRobot {
             .iter()
             .map(|c| {
                 cameras
-                    .specs()
-                    .iter()
-                    .position(|s| &s.name == c)
+                    .index(c)
                     .with_context(|| format!("sim.cameras: the robot has no camera \"{c}\""))
             })
             .collect::<Result<_>>()?;

@@ -112,6 +112,11 @@ impl WorldCameras {
         &self.specs
     }
 
+    /// Index of the camera named `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+
     /// Renders camera `index` into `out` (buffers reused).
     pub fn render_into(
         &mut self,

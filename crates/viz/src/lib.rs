@@ -394,6 +394,22 @@ impl<'a> SimLogger<'a> {
             .map_err(Self::w)
     }
 
+    /// Logs System 2's subgoal (`[object xyz, destination xyz]`, world frame, m) as two 3D
+    /// markers at `world/plan/subgoal/{object,destination}`; shorter subgoals log nothing.
+    pub fn log_subgoal(&self, subgoal: &[f32]) -> Result<(), VizError> {
+        if subgoal.len() < 6 {
+            return Ok(());
+        }
+        let p = |i: usize| [0, 1, 2].map(|k| f64::from(subgoal[i + k]));
+        self.log_points("world/plan/subgoal/object", &[p(0)], [255, 220, 0], 0.02)?;
+        self.log_points(
+            "world/plan/subgoal/destination",
+            &[p(3)],
+            [0, 220, 120],
+            0.02,
+        )
+    }
+
     /// Logs polylines (world frame, m) at `entity`, one sRGB colour each.
     pub fn log_paths(
         &self,
