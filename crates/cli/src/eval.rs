@@ -192,6 +192,25 @@ pub struct EpisodeResult {
     pub clamp_events: u64,
     /// At each chunk switch: max over joints of |new chunk − old chunk| at the switch time, rad.
     pub boundary_jumps_rad: Vec<f64>,
+    /// System 2's subgoal error, mean over its plans: distance from the predicted to the true
+    /// start of the named object and of its destination, m (world frame). `None` without a
+    /// subgoal head, a plan, or a label (the destination is not an object).
+    pub subgoal_error_m: Option<[f64; 2]>,
+}
+
+/// Distance between a predicted subgoal `[x, y, z, x, y, z]` and the episode's label, m:
+/// object part and destination part.
+fn subgoal_error(pred: &[f32], label: &[f64; 6]) -> Option<[f64; 2]> {
+    if pred.len() != 6 {
+        return None;
+    }
+    let d = |o: usize| {
+        (0..3)
+            .map(|i| (f64::from(pred[o + i]) - label[o + i]).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    Some([d(0), d(3)])
 }
 
 /// Wilson score interval (95 %) for `k` successes in `n` trials.
@@ -236,6 +255,8 @@ pub struct Summary {
     pub boundary_jump_mean_rad: Option<f64>,
     /// 95th percentile chunk-boundary jump, rad.
     pub boundary_jump_p95_rad: Option<f64>,
+    /// Mean over episodes of System 2's subgoal error (object, destination), m.
+    pub subgoal_error_m: Option<[f64; 2]>,
     /// Success per instruction template: (episodes, successes).
     pub templates: BTreeMap<String, (usize, usize)>,
 }
@@ -259,6 +280,7 @@ pub fn summarize(condition: Condition, task: &str, eps: &[&EpisodeResult]) -> Su
         .flat_map(|e| e.boundary_jumps_rad.iter().copied())
         .collect();
     jumps.sort_by(f64::total_cmp);
+    let sg: Vec<[f64; 2]> = eps.iter().filter_map(|e| e.subgoal_error_m).collect();
     let mut templates: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for e in eps {
         let t = templates.entry(e.template.clone()).or_default();
@@ -284,6 +306,13 @@ pub fn summarize(condition: Condition, task: &str, eps: &[&EpisodeResult]) -> Su
         boundary_jump_p95_rad: (!jumps.is_empty()).then(|| {
             let i = ((jumps.len() as f64 * 0.95).ceil() as usize).clamp(1, jumps.len()) - 1;
             jumps[i]
+        }),
+        subgoal_error_m: (!sg.is_empty()).then(|| {
+            let n = sg.len() as f64;
+            [
+                sg.iter().map(|e| e[0]).sum::<f64>() / n,
+                sg.iter().map(|e| e[1]).sum::<f64>() / n,
+            ]
         }),
         templates,
     }
@@ -504,6 +533,8 @@ fn run_closed_loop(
     let (mut plans, mut chunks) = (0u64, 0u64);
     let mut previous: Option<(u64, u64, Vec<f32>)> = None;
     let mut jumps = Vec::new();
+    let label = crate::datagen::subgoal(ep);
+    let (mut sg_sum, mut sg_n) = ([0.0f64; 2], 0usize);
     let (mut a_old, mut a_new) = (vec![0.0; dofs.len()], vec![0.0; dofs.len()]);
     let mut trail: Vec<Vec<[f64; 3]>> = vec![Vec::new(); log.as_ref().map_or(0, |l| l.sites.len())];
 
@@ -556,6 +587,11 @@ fn run_closed_loop(
             {
                 action.on_plan(&plan)?;
                 plans += 1;
+                if let Some(e) = label.and_then(|l| subgoal_error(&plan.subgoal, &l)) {
+                    sg_sum[0] += e[0];
+                    sg_sum[1] += e[1];
+                    sg_n += 1;
+                }
                 if let Some(l) = log.as_deref() {
                     l.logger().set_time(&world);
                     l.logger().log_subgoal(&plan.subgoal)?;
@@ -670,6 +706,7 @@ fn run_closed_loop(
             + c.count(SafetyEventKind::ChunkOutOfLimits),
         clamp_events: c.count(SafetyEventKind::Clamped),
         boundary_jumps_rad: jumps,
+        subgoal_error_m: (sg_n > 0).then(|| [sg_sum[0] / sg_n as f64, sg_sum[1] / sg_n as f64]),
     })
 }
 
@@ -727,6 +764,7 @@ fn run_expert(env: &TaskEnv, ep: &EpisodeSetup, lc: &LoopConfig) -> Result<Episo
         rejected_chunks: 0,
         clamp_events: 0,
         boundary_jumps_rad: Vec::new(),
+        subgoal_error_m: None,
     })
 }
 
@@ -975,8 +1013,8 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
         pct(r.ci95_low),
         pct(r.ci95_high)
     ));
-    s.push_str("| condition | task | episodes | success | 95 % CI | time to success | picked named object | failures | chunk-boundary jump mean / p95 |\n");
-    s.push_str("|---|---|---:|---:|---|---:|---:|---|---:|\n");
+    s.push_str("| condition | task | episodes | success | 95 % CI | time to success | picked named object | failures | chunk-boundary jump mean / p95 | S2 subgoal error object / destination |\n");
+    s.push_str("|---|---|---:|---:|---|---:|---:|---|---:|---:|\n");
     for m in &r.summaries {
         let failures: Vec<String> = m
             .failures
@@ -985,7 +1023,7 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} – {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} – {} | {} | {} | {} | {} | {} |\n",
             m.condition.name(),
             m.task,
             m.episodes,
@@ -1005,6 +1043,11 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
                 (Some(a), Some(b)) => format!("{a:.3} / {b:.3} rad"),
                 _ => "–".into(),
             },
+            m.subgoal_error_m.map_or("–".into(), |[o, d]| format!(
+                "{:.1} / {:.1} cm",
+                o * 100.0,
+                d * 100.0
+            )),
         ));
     }
     for p in plots {
@@ -1143,6 +1186,7 @@ mod tests {
             rejected_chunks: 0,
             clamp_events: 0,
             boundary_jumps_rad: vec![0.1, 0.3],
+            subgoal_error_m: Some(if success { [0.01, 0.03] } else { [0.05, 0.07] }),
         }
     }
 
@@ -1169,6 +1213,22 @@ mod tests {
         assert_eq!(s.boundary_jump_p95_rad, Some(0.3));
         assert_eq!(s.templates["a"], (2, 2));
         assert_eq!(s.templates["b"], (2, 0));
+        // Subgoal error: mean of (0.01, 0.03) twice and (0.05, 0.07) twice.
+        let [o, d] = s.subgoal_error_m.unwrap();
+        assert!(
+            (o - 0.03).abs() < 1e-12 && (d - 0.05).abs() < 1e-12,
+            "{o} {d}"
+        );
+    }
+
+    #[test]
+    fn subgoal_error_is_the_distance_of_each_part() {
+        let label = [0.4, 0.1, 0.8, 0.5, -0.2, 0.8];
+        let pred = [0.43f32, 0.14, 0.8, 0.5, -0.2, 0.8];
+        let [o, d] = subgoal_error(&pred, &label).unwrap();
+        assert!((o - 0.05).abs() < 1e-6, "{o}");
+        assert!(d < 1e-6, "{d}");
+        assert_eq!(subgoal_error(&[], &label), None);
     }
 
     #[test]

@@ -107,6 +107,18 @@ fn one() -> usize {
 }
 
 impl PlannerSize {
+    /// Whether `other` describes the same planner weights: everything but the training-only
+    /// knobs (`freeze`, and the subgoal weight's value as long as both have a subgoal head or
+    /// both have none) is equal. A resumed run may change those knobs.
+    pub fn same_architecture(&self, other: &PlannerSize) -> bool {
+        let norm = |p: &PlannerSize| PlannerSize {
+            subgoal_weight: if p.subgoal_weight > 0.0 { 1.0 } else { 0.0 },
+            freeze: Vec::new(),
+            ..p.clone()
+        };
+        norm(self) == norm(other)
+    }
+
     /// The planner architecture for a tokenizer built from the data.
     pub fn planner_config(&self) -> Result<bicameral_policy::PlannerConfig, String> {
         let vision = serde_json::json!({
@@ -351,5 +363,39 @@ impl TrainConfig {
         Ok(FlowmatchingActionHeadConfig::from_json_str(
             &json.to_string(),
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dual_default() -> PlannerSize {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/dual_default.toml"
+        );
+        TrainConfig::load(std::path::Path::new(path))
+            .expect("models/dual_default.toml loads")
+            .planner
+            .expect("it has a [planner]")
+    }
+
+    #[test]
+    fn resume_may_change_training_knobs_but_not_the_planner() {
+        let a = dual_default();
+        let mut b = a.clone();
+        b.subgoal_weight = a.subgoal_weight * 50.0;
+        b.freeze = vec![PlannerPart::Vision];
+        assert!(
+            a.same_architecture(&b),
+            "subgoal weight and freeze are training knobs"
+        );
+        // Dropping the subgoal head changes the weights.
+        b.subgoal_weight = 0.0;
+        assert!(!a.same_architecture(&b));
+        let mut c = a.clone();
+        c.lm_layers += 1;
+        assert!(!a.same_architecture(&c));
     }
 }

@@ -391,10 +391,15 @@ pub fn train_s1(
         .init();
     let (model, mut ema, mut optim, start) = if resume && ckpt_dir.join("state.json").is_file() {
         let r = load_training_state(&ckpt_dir, &device, optim)?;
-        if r.config.head != config.head || r.config.planner != config.planner {
+        let same_planner = match (&r.config.planner, &config.planner) {
+            (Some(a), Some(b)) => a.same_architecture(b),
+            (None, None) => true,
+            _ => false,
+        };
+        if r.config.head != config.head || !same_planner {
             return Err(TrainError::config(
                 ckpt_dir.join("train.toml"),
-                "the checkpoint's [head] or [planner] differs from the configuration given; resume with the same model",
+                "the checkpoint's [head] or [planner] architecture differs from the configuration given; resume with the same model (only [planner] subgoal_weight and freeze may change)",
             ));
         }
         if r.model.normalizer.embodiments.len() != data_norm.embodiments.len()
