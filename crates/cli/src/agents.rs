@@ -99,6 +99,7 @@ pub struct BurnActor {
     embodiment: usize,
     dt: f64,
     needs_plan: bool,
+    rtc_guidance: Option<f32>,
 }
 
 impl BurnActor {
@@ -122,6 +123,7 @@ impl BurnActor {
             embodiment: id,
             dt,
             needs_plan,
+            rtc_guidance: None,
         })
     }
 }
@@ -131,6 +133,13 @@ impl BurnActor {
     /// "no plan" ablation).
     pub fn without_plan(mut self) -> Self {
         self.needs_plan = false;
+        self
+    }
+
+    /// Guided real-time chunking with guidance clip `β` (Black et al.; see
+    /// `bicameral_policy::rtc`) instead of inpainting only; `None` keeps inpainting.
+    pub fn with_rtc_guidance(mut self, beta: Option<f32>) -> Self {
+        self.rtc_guidance = beta;
         self
     }
 }
@@ -176,7 +185,15 @@ impl ActionPolicy for BurnActor {
                 .map_err(node_err)?
         } else {
             self.policy
-                .act_rtc_with_plan(self.embodiment, state, plan, &rows, frozen, seed)
+                .act_rtc_with_plan(
+                    self.embodiment,
+                    state,
+                    plan,
+                    &rows,
+                    frozen,
+                    self.rtc_guidance,
+                    seed,
+                )
                 .map_err(node_err)?
         };
         Ok(out.into_iter().flatten().collect())

@@ -126,6 +126,10 @@ pub struct EvalArgs {
     /// Switch chunks without real-time chunking.
     #[arg(long)]
     pub no_rtc: bool,
+    /// Guided real-time chunking with this guidance clip β (Black et al. use 5); without it,
+    /// RTC is inpainting only.
+    #[arg(long, conflicts_with = "no_rtc")]
+    pub rtc_guidance: Option<f32>,
     /// Embodiment (the checkpoint's name for the robot's action space).
     #[arg(long, default_value = "bc_humanoid")]
     pub embodiment: String,
@@ -151,6 +155,8 @@ pub struct LoopConfig {
     pub state_hz: f64,
     /// Real-time chunking.
     pub rtc: bool,
+    /// Guided RTC's clip β (`None`: inpainting only).
+    pub rtc_guidance: Option<f32>,
     /// Time limit override, s.
     pub time_limit_s: Option<f64>,
 }
@@ -369,12 +375,15 @@ impl Agents {
             ..ActionNodeConfig::default()
         };
         let action = ActionCore::new(
-            BurnActor::new(p2, &args.embodiment, lc.action_dt_s)?,
+            BurnActor::new(p2, &args.embodiment, lc.action_dt_s)?
+                .with_rtc_guidance(lc.rtc_guidance),
             acfg.clone(),
             "sim",
         );
         let null_action = ActionCore::new(
-            BurnActor::new(p3, &args.embodiment, lc.action_dt_s)?.without_plan(),
+            BurnActor::new(p3, &args.embodiment, lc.action_dt_s)?
+                .without_plan()
+                .with_rtc_guidance(lc.rtc_guidance),
             acfg,
             "sim",
         );
@@ -1001,7 +1010,11 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
         r.config.planner_hz,
         r.config.action_hz,
         r.config.action_dt_s * 1e3,
-        if r.config.rtc { "on" } else { "off" },
+        match (r.config.rtc, r.config.rtc_guidance) {
+            (false, _) => "off".to_string(),
+            (true, None) => "on".to_string(),
+            (true, Some(b)) => format!("on, guided β = {b}"),
+        },
         r.config.control_hz,
         r.config.camera_hz,
     ));
@@ -1115,6 +1128,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         camera_hz: args.camera_hz,
         state_hz: args.state_hz,
         rtc: !args.no_rtc,
+        rtc_guidance: args.rtc_guidance,
         time_limit_s: args.time_limit,
     };
     ExecutorConfig {

@@ -89,6 +89,10 @@ pub struct ActionLaunch {
     /// Real-time chunking.
     #[serde(default = "default_true")]
     pub rtc: bool,
+    /// Guided RTC with this guidance clip β (Black et al. use 5; about 3× the inference cost);
+    /// absent: inpainting only.
+    #[serde(default)]
+    pub rtc_guidance: Option<f32>,
     /// Sampling seed.
     #[serde(default)]
     pub seed: u64,
@@ -398,7 +402,8 @@ fn start_slot(
         }
         Slot::Action(a) => {
             let (policy, _) = load(&root.root.join(&a.checkpoint))?;
-            let actor = BurnActor::new(policy, &a.embodiment, a.action_dt_ms * 1e-3)?;
+            let actor = BurnActor::new(policy, &a.embodiment, a.action_dt_ms * 1e-3)?
+                .with_rtc_guidance(a.rtc_guidance);
             let core = ActionCore::new(
                 actor,
                 ActionNodeConfig {

@@ -581,6 +581,7 @@ fn rtc_honours_the_committed_prefix_exactly() {
     let prefix = RtcPrefix {
         actions: Tensor::<3>::from_data(TensorData::new(prefix_vals.clone(), [b, 10, a]), &device),
         frozen: 3,
+        guidance: None,
     };
     let s = head
         .sample_rtc(
@@ -599,10 +600,48 @@ fn rtc_honours_the_committed_prefix_exactly() {
     );
     // The overlap is not frozen: the new sample moves it.
     assert!(out[5 * a..10 * a] != prefix_vals[5 * a..10 * a]);
+    // Guided RTC (inpainting + Black et al.'s guidance term): the frozen steps are exact too,
+    // and the guidance changes the sample.
+    let guided = RtcPrefix {
+        guidance: Some(5.0),
+        ..prefix.clone()
+    };
+    let g: Vec<f32> = head
+        .sample_rtc(
+            &cond,
+            bicameral_policy::InitialNoise::Seed(5),
+            &guided,
+            None,
+        )
+        .unwrap()
+        .actions
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(&g[..3 * a], &prefix_vals[..3 * a]);
+    assert!(
+        g[3 * a..] != out[3 * a..],
+        "guidance left the sample unchanged"
+    );
+    assert!(g.iter().all(|v| v.is_finite()));
+    let bad_beta = RtcPrefix {
+        guidance: Some(-1.0),
+        ..prefix.clone()
+    };
+    let err = head
+        .sample_rtc(
+            &cond,
+            bicameral_policy::InitialNoise::Seed(5),
+            &bad_beta,
+            None,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("guidance"), "{err}");
     // A wrong prefix shape is a clear error.
     let bad = RtcPrefix {
         actions: Tensor::<3>::zeros([b, h + 1, a], &device),
         frozen: 1,
+        guidance: None,
     };
     let err = head
         .sample_rtc(&cond, bicameral_policy::InitialNoise::Seed(5), &bad, None)

@@ -410,19 +410,31 @@ impl Policy {
     /// Like [`act`](Self::act), continuing the previous chunk with real-time chunking:
     /// `prefix` holds the previous chunk's actions for the first `P` steps of the new one
     /// (physical units), of which the first `frozen` are reproduced exactly and the rest are
-    /// blended into the new sample (see `bicameral_policy::rtc`).
+    /// blended into the new sample (see `bicameral_policy::rtc`). `guidance = Some(β)` adds
+    /// Black et al.'s guidance term (clip β), which keeps the whole new chunk on the committed
+    /// chunk's mode; `None` is inpainting only.
     pub fn act_rtc(
         &self,
         embodiment: usize,
         state: &[f32],
         prefix: &[Vec<f32>],
         frozen: usize,
+        guidance: Option<f32>,
         seed: u64,
     ) -> Result<Vec<Vec<f32>>, TrainError> {
-        self.act_rtc_with_plan(embodiment, state, self.plan(1), prefix, frozen, seed)
+        self.act_rtc_with_plan(
+            embodiment,
+            state,
+            self.plan(1),
+            prefix,
+            frozen,
+            guidance,
+            seed,
+        )
     }
 
     /// [`act_rtc`](Self::act_rtc) on System 2's plan tokens `plan [1, S, Db]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn act_rtc_with_plan(
         &self,
         embodiment: usize,
@@ -430,6 +442,7 @@ impl Policy {
         plan: Tensor<3>,
         prefix: &[Vec<f32>],
         frozen: usize,
+        guidance: Option<f32>,
         seed: u64,
     ) -> Result<Vec<Vec<f32>>, TrainError> {
         let norm = self.embodiment(embodiment)?;
@@ -451,6 +464,7 @@ impl Policy {
         let prefix = RtcPrefix {
             actions: Tensor::from_data(TensorData::new(values, [1, prefix.len(), a]), &device),
             frozen,
+            guidance,
         };
         let cond = self.head.condition(plan, s, &[embodiment as i64])?;
         let out = self
