@@ -302,6 +302,8 @@ pub fn run_datagen(args: &BenchDatagenArgs) -> Result<()> {
                 resume: false,
                 max_attempts_factor: 3,
                 images,
+                scenes: false,
+                cameras: None,
                 progress: false,
             };
             let r = generate(

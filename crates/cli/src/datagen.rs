@@ -4,6 +4,11 @@
 //! in parallel batches but are written strictly in attempt order and only when successful, so
 //! the dataset is the same whatever `--workers` is, and `--resume` continues at the attempt after
 //! the last one written (stored in each episode's metadata).
+//!
+//! With `--scenes`, each episode is only its first frame (a *scene*: the sampled world, the
+//! instruction, the subgoal label and the camera images, no expert run): grounding data for
+//! System 2, which needs many more distinct scenes than System 1 needs demonstrations
+//! (`train dual --grounding`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,6 +62,14 @@ pub struct DatagenArgs {
     /// Give up after this many attempts per requested episode (expert failures).
     #[arg(long, default_value_t = 3)]
     max_attempts_factor: usize,
+    /// Write scenes instead of demonstrations: one frame per episode (the episode's start,
+    /// robot holding its initial pose), with the instruction and subgoal label; no expert run.
+    #[arg(long)]
+    scenes: bool,
+    /// With --scenes: record only these cameras (comma-separated robot camera names, e.g.
+    /// `ego_view`); default: every camera of the robot.
+    #[arg(long, value_delimiter = ',')]
+    cameras: Option<Vec<String>>,
 }
 
 /// Seed of attempt `k` (SplitMix64 finaliser of the pair).
@@ -144,6 +157,10 @@ pub struct GenConfig {
     pub max_attempts_factor: usize,
     /// Render and store camera images.
     pub images: bool,
+    /// Scenes only: one frame per episode, no expert run (see the module docs).
+    pub scenes: bool,
+    /// Cameras to record (robot camera names); `None`: all.
+    pub cameras: Option<Vec<String>>,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -190,6 +207,18 @@ pub fn generate(
     let mut spec = dataset_spec(env, video)?;
     if !cfg.images {
         spec.cameras.clear();
+    }
+    if let Some(names) = &cfg.cameras {
+        if !cfg.scenes {
+            bail!(
+                "--cameras selects cameras for --scenes only; demonstrations record every camera"
+            );
+        }
+        let have: Vec<String> = spec.cameras.iter().map(|c| c.0.clone()).collect();
+        if let Some(bad) = names.iter().find(|n| !have.contains(n)) {
+            bail!("--cameras: the robot has no camera \"{bad}\" (it has {have:?})");
+        }
+        spec.cameras.retain(|c| names.contains(&c.0));
     }
     // Where to continue: the attempt after the last one written.
     let mut next_attempt = 0u64;
@@ -243,7 +272,18 @@ pub fn generate(
         let mut ks: Vec<u64> = (next_attempt..next_attempt + batch).collect();
         let results = par_map(cfg.workers, &mut ks, |_, k| {
             let ep = env.sample(attempt_seed(cfg.seed, *k), options.heldout_instructions)?;
-            let (outcome, rec) = env.run_setup(&ep, &options)?;
+            let (outcome, rec) = if cfg.scenes {
+                let rec = env.record_scene(&ep, cfg.cameras.as_deref())?;
+                let outcome = bicameral_sim::EpisodeOutcome {
+                    success: true,
+                    failure_reason: None,
+                    steps: 1,
+                    sim_time: 0.0,
+                };
+                (outcome, Some(rec))
+            } else {
+                env.run_setup(&ep, &options)?
+            };
             Ok::<_, bicameral_sim::SimError>((outcome, rec, subgoal(&ep)))
         });
         for (k, r) in ks.into_iter().zip(results) {
@@ -302,9 +342,22 @@ pub fn run(args: &DatagenArgs) -> Result<()> {
         resume: args.resume,
         max_attempts_factor: args.max_attempts_factor,
         images: true,
+        scenes: args.scenes,
+        cameras: args.cameras.clone(),
         progress: true,
     };
     let r = generate(&env, &args.out, format, args.video, &cfg)?;
+    if args.scenes {
+        println!(
+            "{}: {} scenes ({} new) of task \"{}\"; {:.0} scenes/h",
+            args.out.display(),
+            r.total_episodes,
+            r.successes,
+            env.spec.name,
+            r.demos_per_hour(),
+        );
+        return Ok(());
+    }
     println!(
         "{}: {} episodes ({} new) of task \"{}\"; expert success {}/{} ({:.1} %); {:.0} demos/h; failures: {:?}",
         args.out.display(),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bicameral_train::{StepInfo, TrainConfig, train_s1};
+use bicameral_train::{StepInfo, TrainConfig, train};
 use bicameral_viz::{Recording, SimLogger};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,6 +15,11 @@ pub struct TrainS1Args {
     /// distinct robot_type becomes one embodiment of the head.
     #[arg(long, required = true)]
     dataset: Vec<PathBuf>,
+    /// `train dual` only: grounding datasets (e.g. from `datagen --scenes`) whose labeled
+    /// frames train System 2's subgoal loss, `[planner] grounding_batch` of them per batch.
+    /// Repeatable.
+    #[arg(long)]
+    grounding: Vec<PathBuf>,
     /// Training configuration (TOML), e.g. models/s1_default.toml.
     #[arg(long)]
     config: PathBuf,
@@ -59,8 +64,9 @@ pub fn run(args: &TrainS1Args, dual: bool) -> Result<()> {
     )?);
     let device = bicameral_policy::cpu_device();
     let mut log_error = None;
-    let report = train_s1(
+    let report = train(
         &args.dataset,
+        &args.grounding,
         &cfg,
         &args.out,
         args.resume,

@@ -636,3 +636,67 @@ fn bench_s1_prints_json_and_exports_a_loadable_checkpoint() {
     assert!(!res.status.success());
     assert!(String::from_utf8_lossy(&res.stderr).contains("huge"));
 }
+
+/// `datagen --scenes`: one-frame episodes of the episode's start with the instruction, the
+/// subgoal label and only the cameras asked for; an unknown camera is a clear error.
+#[test]
+fn datagen_scenes_write_labeled_first_frames() {
+    let dir = tmp_dir("scenes");
+    let out = dir.join("scenes");
+    let res = bicameral()
+        .args(["datagen", "--task", "pick_place", "--scenes"])
+        .args([
+            "--cameras",
+            "ego_view",
+            "--episodes",
+            "4",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(String::from_utf8_lossy(&res.stdout).contains("4 scenes"));
+    let ds = bicameral_dataset::Dataset::open(&out).unwrap();
+    assert_eq!(ds.num_episodes(), 4);
+    assert_eq!(
+        ds.info().camera_keys(),
+        vec!["observation.images.ego_view"],
+        "only the camera asked for"
+    );
+    for e in 0..4 {
+        assert_eq!(ds.episode_len(e), 1);
+        let ep = ds.episode(e).unwrap();
+        let sg = ep.meta["subgoal"].as_array().expect("a subgoal label");
+        assert_eq!(sg.len(), 6);
+        // The named object and its bowl lie on the table (z between 0.6 and 0.9 m).
+        assert!(sg.iter().all(|v| v.as_f64().unwrap().is_finite()));
+        assert!((0.6..0.9).contains(&sg[2].as_f64().unwrap()));
+        let (_, imgs) = &ep.images[0];
+        assert_eq!(imgs.len(), 1);
+        // Not a blank frame: the scene has many colours.
+        let px = &imgs[0].rgb;
+        let distinct: std::collections::BTreeSet<&[u8]> = px.chunks(3).collect();
+        assert!(distinct.len() > 100, "{} colours", distinct.len());
+    }
+    // The robot's cameras are named in the error.
+    let res = bicameral()
+        .args(["datagen", "--task", "pick_place", "--scenes"])
+        .args(["--cameras", "nose_cam", "--episodes", "1", "--out"])
+        .arg(dir.join("bad"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("nose_cam") && err.contains("ego_view"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -73,6 +73,62 @@ impl TaskEnv {
         Ok(WorldCameras::new(world, specs, &ep.scene.light))
     }
 
+    /// The robot cameras of `ep` whose names are in `names` (in the embodiment's order); every
+    /// camera when `names` is `None`. An unknown name is an error naming the cameras there are.
+    pub fn cameras_named(
+        &self,
+        ep: &EpisodeSetup,
+        world: &SimWorld,
+        names: Option<&[String]>,
+    ) -> Result<WorldCameras, SimError> {
+        let all = self.cameras(ep, world)?;
+        let Some(names) = names else {
+            return Ok(all);
+        };
+        let have: Vec<&str> = all.specs().iter().map(|s| s.name.as_str()).collect();
+        if let Some(bad) = names.iter().find(|n| !have.contains(&n.as_str())) {
+            return Err(SimError::Model {
+                robot: self.base.model.name.clone(),
+                message: format!("no camera \"{bad}\" (it has {have:?})"),
+            });
+        }
+        let specs = all
+            .specs()
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .cloned()
+            .collect();
+        Ok(WorldCameras::new(world, specs, &ep.scene.light))
+    }
+
+    /// The first frame of `ep` alone (a *scene*): the world as the episode starts, the robot
+    /// holding its initial pose for one control period, recorded like an episode's first frame
+    /// (joint state, the hold action, images of the cameras `cameras` selects, see
+    /// [`TaskEnv::cameras_named`]). System 2's grounding data: many more distinct scenes than
+    /// full demonstrations at a small fraction of their cost (no expert run).
+    pub fn record_scene(
+        &self,
+        ep: &EpisodeSetup,
+        cameras: Option<&[String]>,
+    ) -> Result<RecordedEpisode, SimError> {
+        let mut world = self.world(ep)?;
+        let cams = self.cameras_named(ep, &world, cameras)?;
+        let mut recorder = Recorder::new(&self.base.embodiment, &self.base.kin, Some(cams))?;
+        let period = 1.0 / self.spec.control_hz;
+        let steps = (period / world.dt()).round().max(1.0) as usize;
+        recorder.begin(&world)?;
+        for _ in 0..steps {
+            world.step()?;
+        }
+        recorder.tick(&world)?;
+        Ok(recorder.finish(
+            ep.instruction.clone(),
+            1.0 / (steps as f64 * world.dt()),
+            ep.seed,
+            true,
+        ))
+    }
+
     /// Runs the episode of `seed`.
     pub fn run(
         &self,

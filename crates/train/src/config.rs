@@ -97,6 +97,11 @@ pub struct PlannerSize {
     /// Parts that do not train.
     #[serde(default)]
     pub freeze: Vec<PlannerPart>,
+    /// Grounding frames added to every batch from the `--grounding` datasets (e.g. `datagen
+    /// --scenes`): they train System 2 through the subgoal loss only (System 1 never sees
+    /// them). 0 = none.
+    #[serde(default)]
+    pub grounding_batch: usize,
 }
 
 /// Values in a subgoal: object position and destination, `[x, y, z]` each (m, world frame).
@@ -108,12 +113,13 @@ fn one() -> usize {
 
 impl PlannerSize {
     /// Whether `other` describes the same planner weights: everything but the training-only
-    /// knobs (`freeze`, and the subgoal weight's value as long as both have a subgoal head or
-    /// both have none) is equal. A resumed run may change those knobs.
+    /// knobs (`freeze`, `grounding_batch`, and the subgoal weight's value as long as both have
+    /// a subgoal head or both have none) is equal. A resumed run may change those knobs.
     pub fn same_architecture(&self, other: &PlannerSize) -> bool {
         let norm = |p: &PlannerSize| PlannerSize {
             subgoal_weight: if p.subgoal_weight > 0.0 { 1.0 } else { 0.0 },
             freeze: Vec::new(),
+            grounding_batch: 0,
             ..p.clone()
         };
         norm(self) == norm(other)
@@ -283,6 +289,12 @@ impl TrainConfig {
             if !(p.subgoal_weight.is_finite() && p.subgoal_weight >= 0.0) {
                 return Err("planner.subgoal_weight must be ≥ 0".into());
             }
+            if p.grounding_batch > 0 && p.subgoal_weight == 0.0 {
+                return Err(
+                    "planner.grounding_batch needs planner.subgoal_weight > 0 (grounding frames train only the subgoal head's loss)"
+                        .into(),
+                );
+            }
             // Tower shapes (patch divides image, width divisible by heads, …) are checked by
             // the planner's own validation.
             p.planner_config().map_err(|m| format!("planner: {m}"))?;
@@ -387,6 +399,7 @@ mod tests {
         let mut b = a.clone();
         b.subgoal_weight = a.subgoal_weight * 50.0;
         b.freeze = vec![PlannerPart::Vision];
+        b.grounding_batch = 16;
         assert!(
             a.same_architecture(&b),
             "subgoal weight and freeze are training knobs"

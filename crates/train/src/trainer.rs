@@ -146,10 +146,10 @@ struct Batch {
 
 /// What System 2 sees in a batch.
 struct Observation {
-    /// `[B·V, 3, S, S]`.
+    /// `[R·V, 3, S, S]` with `R = B` demonstration rows plus any grounding rows.
     pixels: Tensor<4>,
     prompts: Vec<bicameral_policy::Prompt>,
-    /// Subgoal labels `[B, SUBGOAL_DIM]` and their mask `[B, SUBGOAL_DIM]` (0 = no label).
+    /// Subgoal labels `[R, SUBGOAL_DIM]` and their mask `[R, SUBGOAL_DIM]` (0 = no label).
     subgoal: Tensor<2>,
     subgoal_mask: Tensor<2>,
 }
@@ -165,10 +165,101 @@ fn subgoal_label(ds: &Dataset, episode: usize) -> Option<Vec<f32>> {
     (out.len() == SUBGOAL_DIM && v.len() == SUBGOAL_DIM).then_some(out)
 }
 
+/// Grounding data: datasets whose labeled frames train System 2's subgoal loss only.
+struct Grounding {
+    sources: Vec<Source>,
+    /// `(source, episode, frame)` of every frame of a labeled episode.
+    frames: Vec<(usize, usize, usize)>,
+    /// Frames per batch.
+    batch: usize,
+}
+
+/// Opens the grounding datasets: every one must have subgoal labels and the planner's cameras.
+fn open_grounding(
+    dirs: &[PathBuf],
+    batch: usize,
+    cameras: &[String],
+) -> Result<Option<Grounding>, TrainError> {
+    if dirs.is_empty() {
+        return Ok(None);
+    }
+    if batch == 0 {
+        return Err(TrainError::config(
+            PathBuf::from("planner.grounding_batch"),
+            "grounding datasets were given but planner.grounding_batch is 0",
+        ));
+    }
+    let mut sources = Vec::new();
+    let mut frames = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let ds = Dataset::open(dir)?;
+        let keys = ds.info().camera_keys();
+        if let Some(missing) = cameras.iter().find(|c| !keys.contains(&c.as_str())) {
+            return Err(TrainError::Dataset {
+                dir: dir.clone(),
+                message: format!(
+                    "grounding data has no camera feature \"{missing}\" (planner.cameras); it has {keys:?}"
+                ),
+            });
+        }
+        let subgoals: Vec<Option<Vec<f32>>> = (0..ds.num_episodes())
+            .map(|e| subgoal_label(&ds, e))
+            .collect();
+        for (e, l) in subgoals.iter().enumerate() {
+            if l.is_some() {
+                frames.extend((0..ds.episode_len(e)).map(|t| (i, e, t)));
+            }
+        }
+        sources.push(Source {
+            ds,
+            embodiment: 0,
+            subgoals,
+        });
+    }
+    if frames.is_empty() {
+        return Err(TrainError::Dataset {
+            dir: dirs[0].clone(),
+            message: "the grounding datasets have no episode with a subgoal label".into(),
+        });
+    }
+    Ok(Some(Grounding {
+        sources,
+        frames,
+        batch,
+    }))
+}
+
+/// The images of `cameras` in `s`, in that order.
+fn views_of(
+    s: &mut bicameral_dataset::Sample,
+    cameras: &[String],
+    dir: &Path,
+) -> Result<Vec<bicameral_dataset::Image>, TrainError> {
+    let mut views = Vec::with_capacity(cameras.len());
+    for key in cameras {
+        let i = s
+            .images
+            .iter()
+            .position(|(k, _)| k == key)
+            .ok_or_else(|| TrainError::Dataset {
+                dir: dir.to_path_buf(),
+                message: format!(
+                    "camera \"{key}\" (planner.cameras) missing at episode {}, frame {}",
+                    s.episode, s.t
+                ),
+            })?;
+        views.push(s.images.swap_remove(i).1);
+    }
+    Ok(views)
+}
+
+/// A batch of `b` demonstration frames; with `grounding`, its frames follow them in the
+/// planner's part of the batch (observation rows `b..`), labeled for the subgoal loss only.
 #[allow(clippy::too_many_arguments)]
 fn sample_batch(
     sources: &[Source],
     frames: &[(usize, usize, usize)],
+    grounding: Option<&Grounding>,
     model: &Policy,
     cameras: &[String],
     horizon: usize,
@@ -193,19 +284,7 @@ fn sample_batch(
         let en = &norm.embodiments[src.embodiment];
         let mut s = src.ds.sample(ep, t, horizon, with_images)?;
         if with_images {
-            let mut views = Vec::with_capacity(cameras.len());
-            for key in cameras {
-                let i = s.images.iter().position(|(k, _)| k == key).ok_or_else(|| {
-                    TrainError::Dataset {
-                        dir: src.ds.dir().to_path_buf(),
-                        message: format!(
-                            "camera \"{key}\" (planner.cameras) missing at episode {ep}, frame {t}"
-                        ),
-                    }
-                })?;
-                views.push(s.images.swap_remove(i).1);
-            }
-            images.push(views);
+            images.push(views_of(&mut s, cameras, src.ds.dir())?);
             tasks.push(std::mem::take(&mut s.task));
             match &src.subgoals[ep] {
                 Some(l) => {
@@ -227,6 +306,20 @@ fn sample_batch(
         }
         embodiment.push(src.embodiment as i64);
     }
+    let mut rows = b;
+    if let (true, Some(g)) = (with_images, grounding) {
+        for _ in 0..g.batch {
+            let (si, ep, t) = g.frames[(rng.next_u64() % g.frames.len() as u64) as usize];
+            let src = &g.sources[si];
+            let mut s = src.ds.sample(ep, t, 1, true)?;
+            images.push(views_of(&mut s, cameras, src.ds.dir())?);
+            tasks.push(std::mem::take(&mut s.task));
+            // Every grounding frame is labeled (unlabeled episodes are not sampled).
+            labels.extend(src.subgoals[ep].as_deref().unwrap_or(&[0.0; SUBGOAL_DIM]));
+            label_mask.extend([1.0f32; SUBGOAL_DIM]);
+        }
+        rows += g.batch;
+    }
     let observation = if with_images {
         let views: Vec<Vec<View<'_>>> = images
             .iter()
@@ -245,8 +338,11 @@ fn sample_batch(
         Some(Observation {
             pixels,
             prompts,
-            subgoal: Tensor::from_data(TensorData::new(labels, [b, SUBGOAL_DIM]), device),
-            subgoal_mask: Tensor::from_data(TensorData::new(label_mask, [b, SUBGOAL_DIM]), device),
+            subgoal: Tensor::from_data(TensorData::new(labels, [rows, SUBGOAL_DIM]), device),
+            subgoal_mask: Tensor::from_data(
+                TensorData::new(label_mask, [rows, SUBGOAL_DIM]),
+                device,
+            ),
         })
     } else {
         None
@@ -367,7 +463,34 @@ pub fn train_s1(
     device: &Device,
     on_step: &mut dyn FnMut(&StepInfo) -> bool,
 ) -> Result<TrainReport, TrainError> {
+    train(datasets, &[], config, out, resume, device, on_step)
+}
+
+/// [`train_s1`] with grounding data: `grounding` datasets (e.g. `datagen --scenes`) add
+/// `planner.grounding_batch` labeled frames to every batch, which train System 2 through the
+/// subgoal loss only. Needs a `[planner]` with a subgoal head.
+pub fn train(
+    datasets: &[PathBuf],
+    grounding: &[PathBuf],
+    config: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    device: &Device,
+    on_step: &mut dyn FnMut(&StepInfo) -> bool,
+) -> Result<TrainReport, TrainError> {
     let (sources, data_norm) = open_sources(datasets)?;
+    let grounding = match &config.planner {
+        Some(p) if p.subgoal_weight > 0.0 => {
+            open_grounding(grounding, p.grounding_batch, &p.cameras)?
+        }
+        _ if grounding.is_empty() => None,
+        _ => {
+            return Err(TrainError::config(
+                PathBuf::from("planner.subgoal_weight"),
+                "grounding datasets train System 2's subgoal head: they need a [planner] with subgoal_weight > 0",
+            ));
+        }
+    };
     let mut frames = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         for e in 0..s.ds.num_episodes() {
@@ -483,7 +606,17 @@ pub fn train_s1(
         // same batches as an uninterrupted one.
         let mut rng = Rng::new(config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let b = config.batch_size;
-        let batch = sample_batch(&sources, &frames, &model, &cameras, h, b, &mut rng, &device)?;
+        let batch = sample_batch(
+            &sources,
+            &frames,
+            grounding.as_ref(),
+            &model,
+            &cameras,
+            h,
+            b,
+            &mut rng,
+            &device,
+        )?;
         let t: Vec<f32> = (0..b)
             .map(|_| {
                 let u = beta(&mut rng, hc.noise_beta_alpha, hc.noise_beta_beta);
@@ -503,7 +636,13 @@ pub fn train_s1(
                     }
                     _ => None,
                 };
-                (out.tokens, sg)
+                // Grounding rows (after the first b) train only the subgoal loss.
+                let tokens = if out.tokens.dims()[0] > b {
+                    out.tokens.slice_dim(0, 0..b)
+                } else {
+                    out.tokens
+                };
+                (tokens, sg)
             }
             _ => (model.plan(b), None),
         };

@@ -14,7 +14,7 @@ use bicameral_dataset::{DatasetSpec, DatasetWriter, Episode, Format, Frame};
 use bicameral_policy::HostTensor;
 use bicameral_train::config::{PlannerPart, PlannerSize};
 use bicameral_train::policy::View;
-use bicameral_train::{TrainConfig, load_checkpoint, train_s1};
+use bicameral_train::{TrainConfig, load_checkpoint, train, train_s1};
 use common::{tiny_config, tmp};
 
 const SIDE: usize = 16;
@@ -45,6 +45,130 @@ fn image(ep: usize) -> Vec<u8> {
 fn subgoal(ep: usize) -> [f32; 6] {
     let (_, _, dir, amp) = EPISODES[ep];
     [0.3 * dir, 0.2 * amp, 0.8, -0.3 * dir, 0.1, 0.8]
+}
+
+/// Writes the toy layout with `episodes` given as (instruction, image, frames, metadata).
+fn write_toy(dir: &Path, episodes: Vec<(&str, Vec<u8>, Vec<Frame>, serde_json::Value)>) {
+    let spec = DatasetSpec {
+        fps: 10.0,
+        robot_type: "toy_arm".into(),
+        state_names: vec!["phase".into(), "zero".into()],
+        action_names: vec!["j0".into(), "j1".into()],
+        state_slices: vec![("arm".into(), 0, 2)],
+        action_slices: vec![("arm".into(), 0, 2)],
+        cameras: vec![("head".into(), SIDE as u32, SIDE as u32)],
+        video: false,
+    };
+    let mut w = DatasetWriter::create(dir, Format::LeRobotV30, spec, false).unwrap();
+    for (task, _, frames, meta) in episodes {
+        w.write_episode(&Episode {
+            task: task.into(),
+            frames,
+            meta,
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// Grounding data alone teaches the subgoal head: the demonstrations carry no subgoal labels,
+/// one-frame grounding episodes (as `datagen --scenes` writes) do. Their actions are absurd
+/// (±50) on purpose: System 1 must never train on them, so its chunks still match the
+/// demonstrations.
+#[test]
+fn grounding_frames_train_only_the_subgoal_head() {
+    let dir = tmp("grounding");
+    let (demos, scenes) = (dir.join("demos"), dir.join("scenes"));
+    write_toy(
+        &demos,
+        (0..EPISODES.len())
+            .map(|ep| {
+                let frames = (0..T)
+                    .map(|t| Frame {
+                        state: vec![t as f32 / T as f32, 0.0],
+                        action: action(ep, t),
+                        images: vec![image(ep)],
+                    })
+                    .collect();
+                (EPISODES[ep].0, image(ep), frames, serde_json::json!({}))
+            })
+            .collect(),
+    );
+    write_toy(
+        &scenes,
+        (0..EPISODES.len())
+            .map(|ep| {
+                let frames = vec![Frame {
+                    state: vec![0.0, 0.0],
+                    action: vec![50.0, -50.0],
+                    images: vec![image(ep)],
+                }];
+                let meta = serde_json::json!({ "subgoal": subgoal(ep) });
+                (EPISODES[ep].0, image(ep), frames, meta)
+            })
+            .collect(),
+    );
+    let device = bicameral_policy::cpu_device();
+    let steps = 500;
+    let mut cfg = dual_config(steps);
+    // Without grounding frames the subgoal loss has no labels at all.
+    let err = train(
+        std::slice::from_ref(&demos),
+        std::slice::from_ref(&scenes),
+        &cfg,
+        &dir.join("bad"),
+        false,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("grounding_batch"), "{err}");
+    cfg.planner.as_mut().unwrap().grounding_batch = 4;
+    let run = train(
+        &[demos],
+        &[scenes],
+        &cfg,
+        &dir.join("run"),
+        false,
+        &device,
+        &mut |_| true,
+    )
+    .unwrap();
+    let (l0, l1) = (run.losses[0].1, mean_last(&run.losses, 50));
+    eprintln!("flow loss {l0:.3} → {l1:.4}");
+    assert!(l1 < l0 / 10.0, "flow loss fell only from {l0} to {l1}");
+    let (policy, _, _) = load_checkpoint(&run.checkpoint, &device).unwrap();
+    // System 1 never saw the ±50 actions: its chunks follow the demonstrations.
+    let e = chunk_error(&policy, true);
+    eprintln!("chunk error {e:.4}");
+    assert!(e < 0.2, "chunk error {e}");
+    for ep in 0..EPISODES.len() {
+        let img = image(ep);
+        let view = View {
+            rgb: &img,
+            width: SIDE,
+            height: SIDE,
+        };
+        let out = policy.plan_observation(&[view], EPISODES[ep].0).unwrap();
+        let got = out
+            .subgoal
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap();
+        let err = got
+            .iter()
+            .zip(subgoal(ep))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 0.1,
+            "episode {ep}: subgoal {got:?} vs {:?}",
+            subgoal(ep)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// One 2-DoF embodiment; the state is the time only (the same in every episode), so what to do
@@ -100,6 +224,7 @@ fn planner_size(freeze: Vec<PlannerPart>) -> PlannerSize {
         max_text_tokens: 4,
         subgoal_weight: 0.5,
         freeze,
+        grounding_batch: 0,
     }
 }
 
