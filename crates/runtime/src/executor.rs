@@ -10,7 +10,8 @@
 //!
 //! Per tick: take a newer chunk if there is one (rejecting NaN/Inf, wrong dimension or
 //! out-of-limit actions, counted), check the e-stop latch and the plan's age, pick the action
-//! for "now" by time (linear interpolation between chunk steps), blend from the previous chunk
+//! for "now" by time (cubic Hermite through the chunk steps with Catmull-Rom tangents, so the
+//! commanded velocity is continuous at the steps; or linear), blend from the previous chunk
 //! over `blend_ms` after a switch, and filter. No chunk, a stale plan, an exhausted chunk or an
 //! e-stop → hold (decelerating within limits).
 
@@ -48,6 +49,22 @@ pub struct ExecutorConfig {
     /// Busy-wait this long before each deadline instead of sleeping, µs.
     #[serde(default = "default_spin")]
     pub spin_us: u64,
+    /// How the command moves between a chunk's steps.
+    #[serde(default)]
+    pub interpolation: Interpolation,
+}
+
+/// Interpolation between a chunk's steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    /// Straight segments: the velocity steps at every chunk step (the acceleration limit then
+    /// shapes the command there).
+    Linear,
+    /// Cubic Hermite segments with Catmull-Rom tangents (one-sided at the chunk's ends): passes
+    /// through every step with a continuous velocity; reproduces straight lines exactly.
+    #[default]
+    Cubic,
 }
 
 fn default_rate() -> f64 {
@@ -74,6 +91,7 @@ impl Default for ExecutorConfig {
             plan_ttl_ms: default_ttl(),
             max_horizon: default_horizon(),
             spin_us: default_spin(),
+            interpolation: Interpolation::default(),
         }
     }
 }
@@ -333,6 +351,7 @@ struct ChunkBuf {
     dt_ns: u64,
     h: usize,
     actions: Vec<f64>,
+    interpolation: Interpolation,
 }
 
 impl ChunkBuf {
@@ -344,6 +363,7 @@ impl ChunkBuf {
             dt_ns: 1,
             h: 0,
             actions: Vec::with_capacity(n),
+            interpolation: Interpolation::default(),
         }
     }
 
@@ -362,15 +382,44 @@ impl ChunkBuf {
         let frac = (f - i as f64).clamp(0.0, 1.0);
         let j = (i + 1).min(self.h - 1);
         let dt = self.dt_ns as f64 * 1e-9;
+        let before = now_ns < self.t0_ns || i == j;
+        if self.interpolation == Interpolation::Linear || before {
+            for k in 0..d {
+                let a = self.actions[i * d + k];
+                let b = self.actions[j * d + k];
+                pos[k] = a + (b - a) * frac;
+                vel[k] = if before { 0.0 } else { (b - a) / dt };
+            }
+            return true;
+        }
+        // Cubic Hermite on [i, j] (j = i + 1), tangents per step (Catmull-Rom inside,
+        // one-sided at the ends).
+        let (t, t2) = (frac, frac * frac);
+        let t3 = t2 * t;
+        let (h00, h10, h01, h11) = (
+            2.0 * t3 - 3.0 * t2 + 1.0,
+            t3 - 2.0 * t2 + t,
+            -2.0 * t3 + 3.0 * t2,
+            t3 - t2,
+        );
+        let (d00, d10, d01, d11) = (
+            6.0 * t2 - 6.0 * t,
+            3.0 * t2 - 4.0 * t + 1.0,
+            -6.0 * t2 + 6.0 * t,
+            3.0 * t2 - 2.0 * t,
+        );
+        let last = self.h - 1;
+        let at = |s: usize, k: usize| self.actions[s * d + k];
+        let tangent = |s: usize, k: usize| match s {
+            0 => at(1, k) - at(0, k),
+            s if s == last => at(last, k) - at(last - 1, k),
+            s => 0.5 * (at(s + 1, k) - at(s - 1, k)),
+        };
         for k in 0..d {
-            let a = self.actions[i * d + k];
-            let b = self.actions[j * d + k];
-            pos[k] = a + (b - a) * frac;
-            vel[k] = if now_ns < self.t0_ns || i == j {
-                0.0
-            } else {
-                (b - a) / dt
-            };
+            let (p1, p2) = (at(i, k), at(j, k));
+            let (m1, m2) = (tangent(i, k), tangent(j, k));
+            pos[k] = h00 * p1 + h10 * m1 + h01 * p2 + h11 * m2;
+            vel[k] = (d00 * p1 + d10 * m1 + d01 * p2 + d11 * m2) / dt;
         }
         true
     }
@@ -631,6 +680,7 @@ impl Executor {
         inc.t0_ns = w[2];
         inc.dt_ns = w[3];
         inc.h = h;
+        inc.interpolation = self.cfg.interpolation;
         inc.actions.clear();
         let mut non_finite = false;
         let mut out_of_limits = None;

@@ -218,3 +218,57 @@ fn chunk_switch_is_blended_not_jumped() {
         "switched peak acceleration {acc_switched}"
     );
 }
+
+/// A smooth motion sampled as a chunk (a 2 Hz sine of 0.05 rad, steps 50 ms apart, as System 1
+/// emits): linear interpolation turns it into straight segments whose velocity steps at every
+/// chunk step, so the acceleration limit (50 rad/s²) has to shape the command there; the cubic
+/// interpolation passes through the same steps with a continuous velocity and is not clamped.
+#[test]
+fn cubic_interpolation_is_smooth_through_the_chunk_steps() {
+    use bicameral_runtime::executor::Interpolation;
+    let run = |interpolation: Interpolation| {
+        let cfg = ExecutorConfig {
+            rate_hz: 500.0,
+            interpolation,
+            ..Default::default()
+        };
+        let (mut ex, mut io) = Executor::new(cfg, limits(1)).unwrap();
+        io.state.send(&[0.0]).unwrap();
+        ex.tick(0);
+        let wave = |i: usize| (0.05 * (std::f64::consts::TAU * 2.0 * i as f64 * 0.05).sin()) as f32;
+        io.chunks
+            .send(&planless(0, 50 * MS, 16, 1, |i, _| wave(i)))
+            .unwrap();
+        // Clamps are counted from 100 ms on: the start from rest is not what is compared.
+        let mut before = 0;
+        let (mut max_acc, mut prev_v, mut at_steps) = (0.0f64, 0.0f64, Vec::new());
+        for t in (2..=700).step_by(2) {
+            let (p, v, m) = ex.tick(t * MS).unwrap();
+            assert_eq!(m, CommandMode::Track);
+            if t == 100 {
+                before = io.counters.count(K::Clamped);
+            }
+            if t > 100 {
+                max_acc = max_acc.max((v[0] - prev_v).abs() / 0.002);
+            }
+            prev_v = v[0];
+            if t % 50 == 0 {
+                at_steps.push((p[0], f64::from(wave((t / 50) as usize))));
+            }
+        }
+        (io.counters.count(K::Clamped) - before, max_acc, at_steps)
+    };
+    let (clamped_lin, acc_lin, _) = run(Interpolation::Linear);
+    let (clamped_cub, acc_cub, steps_cub) = run(Interpolation::Cubic);
+    eprintln!(
+        "clamped ticks: linear {clamped_lin}, cubic {clamped_cub}; peak acceleration: linear \
+         {acc_lin:.1}, cubic {acc_cub:.1} rad/s²"
+    );
+    assert!(clamped_lin > 10, "linear: {clamped_lin} clamped ticks");
+    assert_eq!(clamped_cub, 0, "cubic: {clamped_cub} clamped ticks");
+    assert!(acc_cub < 0.5 * acc_lin, "{acc_cub} vs {acc_lin}");
+    // It still passes through the chunk's steps (after the start-up from rest).
+    for (p, want) in &steps_cub[2..] {
+        assert!((p - want).abs() < 1e-6, "{p} vs {want}");
+    }
+}
