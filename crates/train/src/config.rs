@@ -89,6 +89,12 @@ pub struct PlannerSize {
     pub vocab_size: usize,
     /// Token budget for the instruction.
     pub max_text_tokens: usize,
+    /// Prompt template with one `{images}` and one `{instruction}` (default
+    /// `"{images} {instruction}"`, GR00T's order). With `"{instruction} {images}"` the causal
+    /// LM's image tokens see the instruction, so each image token can tell whether it shows
+    /// the named object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_template: Option<String>,
     /// Weight of the auxiliary subgoal loss (0 = no subgoal head). Labels: the episode
     /// metadata's `subgoal` array (6 values: where the object is and where it must go, m);
     /// episodes without it do not contribute.
@@ -166,9 +172,13 @@ impl PlannerSize {
             } else {
                 0
             },
-            prompt: bicameral_policy::PromptConfig {
-                max_text_tokens: self.max_text_tokens,
-                ..bicameral_policy::PromptConfig::default()
+            prompt: {
+                let d = bicameral_policy::PromptConfig::default();
+                bicameral_policy::PromptConfig {
+                    max_text_tokens: self.max_text_tokens,
+                    template: self.prompt_template.clone().unwrap_or(d.template.clone()),
+                    ..d
+                }
             },
         };
         c.validate()?;
@@ -391,6 +401,29 @@ mod tests {
             .expect("models/dual_default.toml loads")
             .planner
             .expect("it has a [planner]")
+    }
+
+    #[test]
+    fn the_prompt_template_reaches_the_planner_and_is_part_of_it() {
+        let mut a = dual_default();
+        assert_eq!(
+            a.planner_config().unwrap().prompt.template,
+            "{images} {instruction}"
+        );
+        let b = PlannerSize {
+            prompt_template: Some("{instruction} {images}".into()),
+            ..a.clone()
+        };
+        assert_eq!(
+            b.planner_config().unwrap().prompt.template,
+            "{instruction} {images}"
+        );
+        assert!(
+            !a.same_architecture(&b),
+            "the template changes what the weights mean"
+        );
+        a.prompt_template = Some("{images} {instruction}".into());
+        assert!(dual_default().planner_config().unwrap() == a.planner_config().unwrap());
     }
 
     #[test]

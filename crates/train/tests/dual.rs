@@ -225,6 +225,7 @@ fn planner_size(freeze: Vec<PlannerPart>) -> PlannerSize {
         subgoal_weight: 0.5,
         freeze,
         grounding_batch: 0,
+        prompt_template: None,
     }
 }
 
