@@ -14,7 +14,7 @@ use crate::checkpoint::{TrainState, load_training_state, save_checkpoint};
 use crate::config::{PlannerPart, PlannerSize, SUBGOAL_DIM, TrainConfig};
 use crate::error::TrainError;
 use crate::policy::{EmbodimentNorm, Normalizer, Policy, View};
-use crate::rng::beta;
+use crate::rng::{beta, step_rng};
 
 /// What a run did.
 #[derive(Debug, Clone)]
@@ -604,7 +604,7 @@ pub fn train(
     for step in start..config.steps {
         // One stream per step, derived from the seed and the step, so a resumed run draws the
         // same batches as an uninterrupted one.
-        let mut rng = Rng::new(config.seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = step_rng(config.seed, step as u64);
         let b = config.batch_size;
         let batch = sample_batch(
             &sources,
