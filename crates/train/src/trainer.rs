@@ -167,7 +167,8 @@ fn subgoal_label(ds: &Dataset, episode: usize) -> Option<Vec<f32>> {
 
 /// Grounding data: datasets whose labeled frames train System 2's subgoal loss only.
 struct Grounding {
-    sources: Vec<Source>,
+    /// Each dataset with its episodes' subgoal labels.
+    sets: Vec<(Dataset, Vec<Option<Vec<f32>>>)>,
     /// `(source, episode, frame)` of every frame of a labeled episode.
     frames: Vec<(usize, usize, usize)>,
     /// Frames per batch.
@@ -189,7 +190,7 @@ fn open_grounding(
             "grounding datasets were given but planner.grounding_batch is 0",
         ));
     }
-    let mut sources = Vec::new();
+    let mut sets = Vec::new();
     let mut frames = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let ds = Dataset::open(dir)?;
@@ -210,11 +211,7 @@ fn open_grounding(
                 frames.extend((0..ds.episode_len(e)).map(|t| (i, e, t)));
             }
         }
-        sources.push(Source {
-            ds,
-            embodiment: 0,
-            subgoals,
-        });
+        sets.push((ds, subgoals));
     }
     if frames.is_empty() {
         return Err(TrainError::Dataset {
@@ -223,7 +220,7 @@ fn open_grounding(
         });
     }
     Ok(Some(Grounding {
-        sources,
+        sets,
         frames,
         batch,
     }))
@@ -310,12 +307,12 @@ fn sample_batch(
     if let (true, Some(g)) = (with_images, grounding) {
         for _ in 0..g.batch {
             let (si, ep, t) = g.frames[(rng.next_u64() % g.frames.len() as u64) as usize];
-            let src = &g.sources[si];
-            let mut s = src.ds.sample(ep, t, 1, true)?;
-            images.push(views_of(&mut s, cameras, src.ds.dir())?);
+            let (ds, subgoals) = &g.sets[si];
+            let mut s = ds.sample(ep, t, 1, true)?;
+            images.push(views_of(&mut s, cameras, ds.dir())?);
             tasks.push(std::mem::take(&mut s.task));
             // Every grounding frame is labeled (unlabeled episodes are not sampled).
-            labels.extend(src.subgoals[ep].as_deref().unwrap_or(&[0.0; SUBGOAL_DIM]));
+            labels.extend(subgoals[ep].as_deref().unwrap_or(&[0.0; SUBGOAL_DIM]));
             label_mask.extend([1.0f32; SUBGOAL_DIM]);
         }
         rows += g.batch;
