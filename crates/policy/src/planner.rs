@@ -12,19 +12,21 @@
 //! live in the action head (`action_head.vlln`, `action_head.vl_self_attention`), exactly as
 //! upstream, so a plan is the backbone's output and GR00T checkpoints split the same way.
 //!
-//! An optional subgoal head maps the masked mean of the plan tokens to a small vector (for the
-//! tasks here: where the named object is and where it must go, `[x, y, z]` twice, metres in the
-//! robot base frame), trained with an auxiliary loss so a plan is inspectable and drawable.
+//! An optional subgoal head maps the plan tokens to a small vector (for the tasks here: where the
+//! named object is and where it must go, `[x, y, z]` twice, metres in the robot base frame),
+//! trained with an auxiliary loss so a plan is inspectable and drawable. It pools the tokens by
+//! their masked mean, or (`subgoal_queries = n > 0`) by `n` learned attention queries, so that
+//! the head can read one image token (the named object's) instead of an average over all.
 //!
 //! Checkpoint layout (names as in Eagle / GR00T's `backbone.eagle_model.*`, without that prefix
 //! by default): `vision_model.vision_model.*`, `language_model.model.*`, `mlp1.{0,1,3}.*`,
-//! `eagle_linear.*`, `subgoal_head.{fc1,fc2}.*`.
+//! `eagle_linear.*`, `subgoal_head.{fc1,fc2}.*` (+ `subgoal_head.queries` `[n, Dp]`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use burn::module::Module;
-use burn::tensor::activation::gelu;
+use burn::module::{Module, Param};
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,7 @@ use crate::checkpoint::{
     write_safetensors,
 };
 use crate::error::PolicyError;
-use crate::nn::{Builder, Exported, LayerNorm, Linear, join};
+use crate::nn::{Builder, Exported, Init, LayerNorm, Linear, export_param, join};
 use crate::text::{Prompt, PromptConfig, PromptEncoder};
 use crate::vlm::{Qwen3, Qwen3Config, SiglipVision, SiglipVisionConfig};
 
@@ -78,12 +80,21 @@ pub struct PlannerConfig {
     /// Width of the subgoal head's output (0 = no head).
     #[serde(default)]
     pub subgoal_dim: usize,
+    /// How the subgoal head pools the plan tokens: 0 = masked mean; `n > 0` = `n` learned
+    /// queries, each a softmax-weighted sum of the real tokens (scores `q·t/√Dp`), concatenated
+    /// `[B, n·Dp]` before `fc1`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub subgoal_queries: usize,
     /// Prompt layout.
     pub prompt: PromptConfig,
 }
 
 fn one() -> usize {
     1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl PlannerConfig {
@@ -196,10 +207,13 @@ impl Connector {
     }
 }
 
-/// The subgoal head: masked mean of the plan tokens → Linear → GELU → Linear.
+/// The subgoal head: pooled plan tokens (masked mean, or learned attention queries) → Linear
+/// → GELU → Linear.
 #[derive(Module, Debug)]
 pub struct SubgoalHead {
-    /// `subgoal_head.fc1` `Dp → Dp`.
+    /// `subgoal_head.queries` `[n, Dp]` (attention pooling only).
+    pub queries: Option<Param<Tensor<2>>>,
+    /// `subgoal_head.fc1` `max(n, 1)·Dp → Dp`.
     pub fc1: Linear,
     /// `subgoal_head.fc2` `Dp → subgoal_dim`.
     pub fc2: Linear,
@@ -253,8 +267,11 @@ impl Planner {
         let projection = c
             .project_to_dim
             .map(|d| Linear::new(b, "eagle_linear", dl, d));
+        let nq = c.subgoal_queries;
         let subgoal_head = (c.subgoal_dim > 0).then(|| SubgoalHead {
-            fc1: Linear::new(b, "subgoal_head.fc1", dp, dp),
+            queries: (nq > 0)
+                .then(|| b.param("subgoal_head.queries", [nq, dp], Init::Normal { std: 0.02 })),
+            fc1: Linear::new(b, "subgoal_head.fc1", nq.max(1) * dp, dp),
             fc2: Linear::new(b, "subgoal_head.fc2", dp, c.subgoal_dim),
         });
         Self {
@@ -332,6 +349,9 @@ impl Planner {
             p.export("eagle_linear", &mut out)?;
         }
         if let Some(h) = &self.subgoal_head {
+            if let Some(q) = &h.queries {
+                export_param(&mut out, join("subgoal_head", "queries"), q)?;
+            }
             h.fc1.export(&join("subgoal_head", "fc1"), &mut out)?;
             h.fc2.export(&join("subgoal_head", "fc2"), &mut out)?;
         }
@@ -482,10 +502,26 @@ impl Planner {
                 .flat_map(|r| r.iter().map(|&v| if v { 1.0 } else { 0.0 }))
                 .collect();
             let m = Tensor::<3>::from_data(TensorData::new(m, [b, s, 1]), &device);
-            let count = m.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1]
-            let pooled = (tokens.clone() * m).sum_dim(1) / count; // [B, 1, Dp]
-            let [_, _, dp] = pooled.dims();
-            h.fc2.forward(gelu(h.fc1.forward(pooled.reshape([b, dp]))))
+            let [_, _, dp] = tokens.dims();
+            let pooled = match &h.queries {
+                None => {
+                    let count = m.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1]
+                    ((tokens.clone() * m).sum_dim(1) / count).reshape([b, dp])
+                }
+                Some(q) => {
+                    let q = q.val(); // [n, Dp]
+                    let [n, _] = q.dims();
+                    let scores = tokens
+                        .clone()
+                        .matmul(q.transpose().unsqueeze::<3>().expand([b, dp, n]))
+                        .div_scalar((dp as f32).sqrt()); // [B, S, n]
+                    // Padding gets −1e9 before the softmax over the tokens (dim 1).
+                    let scores = scores + (m - 1.0) * 1e9;
+                    let w = softmax(scores, 1).swap_dims(1, 2); // [B, n, S]
+                    w.matmul(tokens.clone()).reshape([b, n * dp])
+                }
+            };
+            h.fc2.forward(gelu(h.fc1.forward(pooled)))
         });
         Ok(PlanOutput {
             tokens,

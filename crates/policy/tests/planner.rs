@@ -68,6 +68,7 @@ fn fixture_config(template: &str, select_layer: usize, connector: ConnectorKind)
         project_to_dim: None,
         num_views: 1,
         subgoal_dim: 6,
+        subgoal_queries: 0,
         prompt: PromptConfig {
             template: template.into(),
             max_text_tokens: 12,
@@ -299,6 +300,97 @@ fn save_load_round_trip_is_exact() {
     std::fs::write(dir.join("planner.json"), "{\"vision\": 1}").unwrap();
     let err = Planner::load(&dir, &device).unwrap_err().to_string();
     assert!(err.contains("planner.json"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Attention pooling: the subgoal is `fc2(gelu(fc1([softmax_t(q_i·t/√D) · tokens]_i)))` over
+/// the real tokens only, recomputed here on the host from the plan tokens and the saved weights;
+/// the queries are saved and loaded with the rest.
+#[test]
+fn attention_pooled_subgoal_reads_only_real_tokens() {
+    let device = bicameral_policy::cpu_device();
+    let mut cfg = fixture_config("{images} {instruction}", 2, ConnectorKind::Linear);
+    cfg.subgoal_queries = 2;
+    let planner = Planner::init(&cfg, &device, 11).unwrap();
+    let w = planner.to_tensors("").unwrap();
+    let d = cfg.plan_dim();
+    assert_eq!(w["subgoal_head.queries"].shape, vec![2, d]);
+    assert_eq!(w["subgoal_head.fc1.weight"].shape, vec![d, 2 * d]);
+    let enc = encoder("{images} {instruction}", 12);
+    // 3 words of a 12-token budget: the rest is padding.
+    let p = enc
+        .encode("stack the block", cfg.tokens_per_view())
+        .unwrap();
+    let real = p.attention_mask.iter().filter(|&&m| m).count();
+    assert!(real < p.attention_mask.len(), "the prompt has padding");
+    let out = planner
+        .forward(fixture_pixels(1), std::slice::from_ref(&p))
+        .unwrap();
+    let tok = host(out.tokens.clone());
+    let s = cfg.plan_tokens();
+    let f32s = |n: &str| w[n].as_f32().unwrap().to_vec();
+    let (q, w1, b1, w2, b2) = (
+        f32s("subgoal_head.queries"),
+        f32s("subgoal_head.fc1.weight"),
+        f32s("subgoal_head.fc1.bias"),
+        f32s("subgoal_head.fc2.weight"),
+        f32s("subgoal_head.fc2.bias"),
+    );
+    let mut pooled = vec![0.0f64; 2 * d];
+    for i in 0..2 {
+        let score = |t: usize| {
+            (0..d)
+                .map(|k| (q[i * d + k] * tok[t * d + k]) as f64)
+                .sum::<f64>()
+                / (d as f64).sqrt()
+        };
+        let ts: Vec<usize> = (0..s).filter(|&t| p.attention_mask[t]).collect();
+        let mx = ts.iter().map(|&t| score(t)).fold(f64::MIN, f64::max);
+        let z: f64 = ts.iter().map(|&t| (score(t) - mx).exp()).sum();
+        for &t in &ts {
+            let a = (score(t) - mx).exp() / z;
+            for k in 0..d {
+                pooled[i * d + k] += a * tok[t * d + k] as f64;
+            }
+        }
+    }
+    // Upstream Linear layout: weight [out, in].
+    // Exact GELU x·Φ(x); erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7).
+    let erf = |x: f64| {
+        let t = 1.0 / (1.0 + 0.3275911 * x.abs());
+        let poly = t
+            * (0.254829592
+                + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+        (1.0 - poly * (-x * x).exp()).copysign(x)
+    };
+    let gelu = |x: f64| 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2));
+    let hidden: Vec<f64> = (0..d)
+        .map(|o| {
+            gelu(
+                b1[o] as f64
+                    + (0..2 * d)
+                        .map(|k| w1[o * 2 * d + k] as f64 * pooled[k])
+                        .sum::<f64>(),
+            )
+        })
+        .collect();
+    let expect: Vec<f32> = (0..6)
+        .map(|o| {
+            (b2[o] as f64
+                + (0..d)
+                    .map(|k| w2[o * d + k] as f64 * hidden[k])
+                    .sum::<f64>()) as f32
+        })
+        .collect();
+    let got = host(out.subgoal.unwrap());
+    assert!(max_err(&got, &expect) < 1e-4, "{got:?} vs {expect:?}");
+    // Round trip, queries included.
+    let dir = std::env::temp_dir().join(format!("bicameral-planner-q-{}", std::process::id()));
+    planner.save(&dir).unwrap();
+    let (back, _) = Planner::load(&dir, &device).unwrap();
+    assert_eq!(back.config.subgoal_queries, 2);
+    let again = back.forward(fixture_pixels(1), &[p]).unwrap();
+    assert_eq!(host(again.subgoal.unwrap()), got);
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -100,6 +100,11 @@ pub struct PlannerSize {
     /// episodes without it do not contribute.
     #[serde(default)]
     pub subgoal_weight: f32,
+    /// How the subgoal head pools the plan tokens: 0 (default) = their masked mean, `n` = `n`
+    /// learned attention queries (e.g. 2: one for the object, one for its destination), so the
+    /// head can read the named object's image token instead of an average over all tokens.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub subgoal_queries: usize,
     /// Parts that do not train.
     #[serde(default)]
     pub freeze: Vec<PlannerPart>,
@@ -115,6 +120,10 @@ pub const SUBGOAL_DIM: usize = 6;
 
 fn one() -> usize {
     1
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl PlannerSize {
@@ -172,6 +181,7 @@ impl PlannerSize {
             } else {
                 0
             },
+            subgoal_queries: self.subgoal_queries,
             prompt: {
                 let d = bicameral_policy::PromptConfig::default();
                 bicameral_policy::PromptConfig {

@@ -110,6 +110,8 @@ fn grounding_frames_train_only_the_subgoal_head() {
     .unwrap_err();
     assert!(err.to_string().contains("grounding_batch"), "{err}");
     cfg.planner.as_mut().unwrap().grounding_batch = 4;
+    // Attention pooling in the subgoal head (its queries train through the same loss).
+    cfg.planner.as_mut().unwrap().subgoal_queries = 2;
     let run = train(
         &[demos],
         &[scenes],
@@ -209,6 +211,7 @@ fn planner_size(freeze: Vec<PlannerPart>) -> PlannerSize {
         vocab_size: 16,
         max_text_tokens: 4,
         subgoal_weight: 0.5,
+        subgoal_queries: 0,
         freeze,
         grounding_batch: 0,
         prompt_template: None,
