@@ -136,8 +136,16 @@ fn inject_faults(port: u16) -> Faults {
         std::thread::sleep(Duration::from_millis(1));
     }
     until(&mut f, Duration::from_secs(1), true);
+    // The safety events may lag the commands on a loaded machine: wait for them (bounded).
+    let end = Instant::now() + t;
+    while !f.estop_event && Instant::now() < end {
+        until(&mut f, Duration::from_millis(20), true);
+    }
     estop.put(&mut msg(false)).unwrap();
-    until(&mut f, Duration::from_millis(500), false);
+    let end = Instant::now() + t;
+    while !f.reset_event && Instant::now() < end {
+        until(&mut f, Duration::from_millis(20), false);
+    }
     f
 }
 

@@ -7,7 +7,6 @@
 //! `L = Ts + F + H` DiT tokens.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::FlowmatchingActionHeadConfig;
@@ -185,7 +184,7 @@ impl TimestepEncoder {
 
     /// `proj [B, 256]` → `temb [B, D]`.
     pub fn embed(&self, proj: Tensor<2>) -> Tensor<2> {
-        self.linear_2.forward(silu(self.linear_1.forward(proj)))
+        self.linear_2.forward(swish(self.linear_1.forward(proj)))
     }
 }
 
@@ -623,7 +622,7 @@ impl ActionHead {
         let [_, h, _] = x.dims();
         let timestep_proj = self.model.timestep_encoder.projection(t.clone());
         let temb = self.model.timestep_encoder.embed(timestep_proj.clone());
-        let silu_temb = silu(temb.clone());
+        let silu_temb = swish(temb.clone());
         let action_encoder_out = self
             .action_encoder
             .forward(x, t.clone(), cond.embodiment.clone());

@@ -469,19 +469,89 @@ impl FeedForward {
 
 /// GELU with the tanh approximation (PyTorch `gelu(approximate="tanh")`, transformers'
 /// `gelu_pytorch_tanh`), computed as `x · σ(2·√(2/π)·(x + 0.044715·x³))`, which equals
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` exactly in real arithmetic. On flex the sigmoid
-/// is one fused element-wise op and x³ two multiplications, where burn's `gelu_approximate` runs
-/// a scalar `powf` and `tanh` per element (about a fifth of System 2's CPU time).
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` exactly in real arithmetic. Inference on flex
+/// runs it as one fused host pass ([`fused_host`]); elsewhere (autodiff, GPU) it is composed
+/// of tensor ops (burn's `gelu_approximate` would run a scalar `powf` and `tanh` per element).
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if let Some(y) = fused_host(&x, fast::gelu_tanh) {
+        return y;
+    }
     const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
     let x3 = x.clone() * x.clone() * x.clone();
     let inner = (x3 * 0.044715 + x.clone()) * TWO_SQRT_2_OVER_PI;
     x * sigmoid(inner)
 }
 
-/// `x * sigmoid(x)` (swish = SiLU).
-pub(crate) fn swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    silu(x)
+/// `x * sigmoid(x)` (swish = SiLU); fused on the host for inference on flex like [`gelu_tanh`].
+pub fn swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    fused_host(&x, fast::silu).unwrap_or_else(|| silu(x))
+}
+
+/// Applies the element-wise `f` to a float32 tensor on the host, in one pass the compiler
+/// vectorizes, when that is free: the tensor lives on the CPU backend (flex, whose data is host
+/// memory) and is not tracked by autodiff. Composed tensor ops instead allocate and run one
+/// scalar pass per op (and flex's `exp` is a libm call per element). `None` otherwise (training,
+/// GPU devices, other dtypes): the caller composes tensor ops.
+fn fused_host<const D: usize>(x: &Tensor<D>, f: fn(&mut [f32])) -> Option<Tensor<D>> {
+    let device = x.device();
+    if x.is_autodiff() || device != Device::flex() || x.dtype() != burn::tensor::DType::F32 {
+        return None;
+    }
+    let shape = x.shape();
+    let mut v = x.clone().into_data().try_into_vec::<f32>().ok()?;
+    f(&mut v);
+    Some(Tensor::from_data(TensorData::new(v, shape), &device))
+}
+
+/// Branch-free float32 element-wise kernels that the compiler vectorizes (baseline SSE2 and up).
+pub mod fast {
+    /// `√(2/π)`.
+    pub const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    /// The cubic coefficient of the tanh-approximated GELU.
+    pub const GELU_CUBIC: f32 = 0.044715;
+
+    /// `eˣ` to about 2 ulp for `x ∈ [-87.3, 88.3]` (clamped outside, so no inf/NaN from finite
+    /// input): `x = n·ln2 + r`, `|r| ≤ ln2/2`, Cephes' degree-6 polynomial for `eʳ`, `2ⁿ` built
+    /// in the exponent bits. `n` is rounded with the 1.5·2²³ trick (no `round` call).
+    #[inline(always)]
+    pub fn exp(x: f32) -> f32 {
+        const MAGIC: f32 = 12_582_912.0; // 1.5·2²³
+        let x = x.clamp(-87.3, 88.3);
+        let t = x * std::f32::consts::LOG2_E + MAGIC;
+        let n = t - MAGIC;
+        let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        let mut p = 1.987_569_1e-4f32;
+        p = p * r + 1.398_199_9e-3;
+        p = p * r + 8.333_452e-3;
+        p = p * r + 4.166_579_6e-2;
+        p = p * r + 0.166_666_65;
+        p = p * r + 0.5;
+        let e = p * r * r + r + 1.0;
+        // n as an integer from t's mantissa bits (|n| < 2²²), then 2ⁿ = bits (n + 127) << 23.
+        let ni = t.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+        e * f32::from_bits(((ni + 127) as u32) << 23)
+    }
+
+    /// `1 / (1 + e⁻ˣ)`.
+    #[inline(always)]
+    pub fn sigmoid(x: f32) -> f32 {
+        1.0 / (1.0 + exp(-x))
+    }
+
+    /// In place: `x · σ(2·√(2/π)·(x + 0.044715·x³))`.
+    pub fn gelu_tanh(v: &mut [f32]) {
+        for x in v.iter_mut() {
+            let u = 2.0 * SQRT_2_OVER_PI * (*x + GELU_CUBIC * *x * *x * *x);
+            *x *= sigmoid(u);
+        }
+    }
+
+    /// In place: `x · σ(x)`.
+    pub fn silu(v: &mut [f32]) {
+        for x in v.iter_mut() {
+            *x *= sigmoid(*x);
+        }
+    }
 }
 
 /// Frequencies of the action encoder's `SinusoidalPositionalEncoding` (upstream
@@ -509,4 +579,58 @@ pub(crate) fn diffusers_timestep_freqs(num_channels: usize) -> Vec<f32> {
 pub(crate) fn outer(t: Tensor<1>, freqs: &[f32], device: &Device) -> Tensor<2> {
     let f = Tensor::<1>::from_data(TensorData::new(freqs.to_vec(), [freqs.len()]), device);
     t.unsqueeze_dim::<2>(1) * f.unsqueeze::<2>()
+}
+
+#[cfg(test)]
+mod fused_tests {
+    use super::*;
+
+    /// Host values of a tensor.
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn fast_exp_is_within_a_few_ulp_of_f64() {
+        let mut worst = 0.0f64;
+        for i in 0..=200_000 {
+            let x = -87.0 + 175.0 * i as f64 / 200_000.0;
+            let got = fast::exp(x as f32) as f64;
+            let want = (x as f32 as f64).exp();
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+        // Clamped, finite, ordered at the ends.
+        assert_eq!(fast::exp(-1e4), fast::exp(-87.3));
+        assert!(fast::exp(1e4).is_finite());
+        assert!(fast::sigmoid(-1e4) >= 0.0 && fast::sigmoid(1e4) == 1.0);
+    }
+
+    /// The fused host pass (inference on flex) and the composed tensor ops (taken under
+    /// autodiff) agree, so training and inference compute the same activations.
+    #[test]
+    fn fused_activations_match_the_composed_ops() {
+        let device = Device::flex();
+        let v: Vec<f32> = (0..999).map(|i| (i as f32 - 499.0) * 0.023).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(v.clone(), [27, 37]), &device);
+        for (name, f) in [
+            ("gelu_tanh", gelu_tanh::<2> as fn(Tensor<2>) -> Tensor<2>),
+            ("swish", swish::<2>),
+        ] {
+            let fused = host(f(x.clone()));
+            let composed = f(x.clone().autodiff());
+            assert!(composed.is_autodiff());
+            let composed = host(composed.inner());
+            let err = fused
+                .iter()
+                .zip(&composed)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 2e-6, "{name}: fused vs composed {err}");
+        }
+        // Reference values: gelu_tanh(1) = 0.841192, silu(1) = 0.731059.
+        let one = Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), &device);
+        assert!((host(gelu_tanh(one.clone()))[0] - 0.841_192).abs() < 1e-6);
+        assert!((host(swish(one))[0] - 0.731_058_6).abs() < 1e-6);
+    }
 }

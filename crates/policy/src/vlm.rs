@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -24,7 +23,7 @@ use crate::checkpoint::{
 use crate::error::PolicyError;
 use crate::nn::{
     Attention, Builder, Exported, HF_ATTENTION, Init, LayerNorm, Linear, export_param, gelu_tanh,
-    join, transpose,
+    join, swish, transpose,
 };
 
 /// Fields of a Hugging Face config that do not change the computation here; accepted and
@@ -816,7 +815,7 @@ impl Qwen3Layer {
         let h = self.post_attention_layernorm.forward(x.clone());
         x + self
             .down_proj
-            .forward(silu(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h))
+            .forward(swish(self.gate_proj.forward(h.clone())) * self.up_proj.forward(h))
     }
 }
 
