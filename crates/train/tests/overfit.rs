@@ -55,8 +55,15 @@ fn write_dataset(dir: &Path, embodiment: usize) {
     w.finish().unwrap();
 }
 
+/// Batch 64, not the shared 32: at 32 the run is marginal. Measured at 1500 steps: 3 of 6 seeds
+/// (or seed 3 with a different GEMM kernel's rounding) stall at a loss plateau of about 0.22 with
+/// embodiment 0 under-learned (a one-embodiment run stalls the same way), while at 64 all 8
+/// seeds tried end at 0.014–0.029 (from about 1.46).
 fn config(steps: usize) -> TrainConfig {
-    tiny_config(steps, 3, Some(0.99))
+    TrainConfig {
+        batch_size: 64,
+        ..tiny_config(steps, 3, Some(0.99))
+    }
 }
 
 #[test]
@@ -179,7 +186,7 @@ fn bad_configs_name_the_field() {
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("c.toml");
     let mut text = toml::to_string(&config(10)).unwrap();
-    text = text.replace("batch_size = 32", "batch_size = 0");
+    text = text.replace("batch_size = 64", "batch_size = 0");
     std::fs::write(&p, &text).unwrap();
     let err = TrainConfig::load(&p).unwrap_err().to_string();
     assert!(
