@@ -137,15 +137,15 @@ fn inject_faults(port: u16) -> Faults {
     }
     until(&mut f, Duration::from_secs(1), true);
     // The safety events may lag the commands on a loaded machine: wait for them (bounded).
-    let end = Instant::now() + t;
-    while !f.estop_event && Instant::now() < end {
-        until(&mut f, Duration::from_millis(20), true);
-    }
+    let wait_for = |f: &mut Faults, seen: fn(&Faults) -> bool, stopped: bool| {
+        let end = Instant::now() + t;
+        while !seen(f) && Instant::now() < end {
+            until(f, Duration::from_millis(20), stopped);
+        }
+    };
+    wait_for(&mut f, |f| f.estop_event, true);
     estop.put(&mut msg(false)).unwrap();
-    let end = Instant::now() + t;
-    while !f.reset_event && Instant::now() < end {
-        until(&mut f, Duration::from_millis(20), false);
-    }
+    wait_for(&mut f, |f| f.reset_event, false);
     f
 }
 

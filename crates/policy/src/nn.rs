@@ -476,9 +476,8 @@ pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if let Some(y) = fused_host(&x, fast::gelu_tanh) {
         return y;
     }
-    const TWO_SQRT_2_OVER_PI: f64 = 2.0 * 0.797_884_560_802_865_4;
     let x3 = x.clone() * x.clone() * x.clone();
-    let inner = (x3 * 0.044715 + x.clone()) * TWO_SQRT_2_OVER_PI;
+    let inner = (x3 * fast::GELU_CUBIC + x.clone()) * (2.0 * fast::SQRT_2_OVER_PI);
     x * sigmoid(inner)
 }
 
@@ -505,10 +504,10 @@ fn fused_host<const D: usize>(x: &Tensor<D>, f: fn(&mut [f32])) -> Option<Tensor
 
 /// Branch-free float32 element-wise kernels that the compiler vectorizes (baseline SSE2 and up).
 pub mod fast {
-    /// `√(2/π)`.
-    pub const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    /// `√(2/π)` (f64 for the composed tensor-op path; the kernels here use it as f32).
+    pub const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
     /// The cubic coefficient of the tanh-approximated GELU.
-    pub const GELU_CUBIC: f32 = 0.044715;
+    pub const GELU_CUBIC: f64 = 0.044715;
 
     /// `eˣ` to about 2 ulp for `x ∈ [-87.3, 88.3]` (clamped outside, so no inf/NaN from finite
     /// input): `x = n·ln2 + r`, `|r| ≤ ln2/2`, Cephes' degree-6 polynomial for `eʳ`, `2ⁿ` built
@@ -541,7 +540,7 @@ pub mod fast {
     /// In place: `x · σ(2·√(2/π)·(x + 0.044715·x³))`.
     pub fn gelu_tanh(v: &mut [f32]) {
         for x in v.iter_mut() {
-            let u = 2.0 * SQRT_2_OVER_PI * (*x + GELU_CUBIC * *x * *x * *x);
+            let u = (2.0 * SQRT_2_OVER_PI) as f32 * (*x + GELU_CUBIC as f32 * *x * *x * *x);
             *x *= sigmoid(u);
         }
     }
