@@ -115,7 +115,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             args.episodes,
             args.seed + i as u64
         );
-        let r = run_launch(
+        let run = run_launch(
             &f,
             &launch_path,
             &RunOptions {
@@ -123,7 +123,24 @@ pub fn run(args: &DemoArgs) -> Result<()> {
                 stop_after_success_s: Some(1.0),
                 recording: Some((&recording, t0)),
             },
-        )?;
+        );
+        // An episode that ends in an error (e.g. the simulation stopping on a physics blow-up)
+        // is reported as a failed episode; the demo goes on with the next one.
+        let r = match run {
+            Ok(r) => r,
+            Err(e) => {
+                let error = format!("{e:#}");
+                tracing::error!(episode = i + 1, %error, "episode ended with an error");
+                eprintln!("  episode failed: {error}");
+                episodes.push(json!({
+                    "task": task,
+                    "seed": args.seed + i as u64,
+                    "success": false,
+                    "error": error,
+                }));
+                continue;
+            }
+        };
         let sim = r.get("sim").cloned().unwrap_or(Value::Null);
         let success = sim["first_success_s"].is_number();
         eprintln!(
@@ -155,6 +172,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         }));
     }
     recording.finish()?;
+    if !episodes.is_empty() && episodes.iter().all(|e| e.get("error").is_some()) {
+        bail!(
+            "every episode ended with an error; the first: {}",
+            episodes[0]["error"].as_str().unwrap_or("")
+        );
+    }
     let n = episodes.len();
     let ok = episodes.iter().filter(|e| e["success"] == true).count();
     let mean = |k: &str| {

@@ -647,7 +647,7 @@ pub fn run_launch(
         }
         None => None,
     };
-    let sim = match &file.sim {
+    let mut sim = match &file.sim {
         Some(cfg) => Some(SimRobot::start(
             session.with_name("sim")?,
             cfg.clone(),
@@ -775,10 +775,11 @@ pub fn run_launch(
                 )?);
             }
         }
-        if let Some(s) = &sim
-            && !s.is_running()
-        {
-            bail!("the simulated robot stopped");
+        if let Some(s) = sim.take_if(|s| !s.is_running()) {
+            return Err(match s.stop() {
+                Err(e) => e.context("the simulated robot stopped"),
+                Ok(()) => anyhow::anyhow!("the simulated robot stopped"),
+            });
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
