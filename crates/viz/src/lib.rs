@@ -87,13 +87,13 @@ impl Recording {
     }
 
     /// Flushes everything and, for files, renames the finished recording into place.
-    pub fn finish(self) -> Result<(), VizError> {
+    pub fn finish(mut self) -> Result<(), VizError> {
         self.rec
             .flush_blocking()
             .map_err(|e| VizError::Write(e.to_string()))?;
         self.rec.disconnect();
-        if let Some((partial, path)) = &self.finish {
-            std::fs::rename(partial, path).map_err(|e| {
+        if let Some((partial, path)) = self.finish.take() {
+            std::fs::rename(&partial, &path).map_err(|e| {
                 VizError::Write(format!(
                     "renaming {} to {}: {e}",
                     partial.display(),
@@ -102,6 +102,19 @@ impl Recording {
             })?;
         }
         Ok(())
+    }
+}
+
+impl Drop for Recording {
+    /// A file recording dropped without [`Recording::finish`] (an error on the way) removes its
+    /// `.partial` file: nothing half-written stays on disk.
+    fn drop(&mut self) {
+        if let Some((partial, _)) = self.finish.take() {
+            self.rec.disconnect();
+            if let Err(e) = std::fs::remove_file(&partial) {
+                tracing::warn!(file = %partial.display(), error = %e, "removing an unfinished recording");
+            }
+        }
     }
 }
 
@@ -435,5 +448,25 @@ impl<'a> SimLogger<'a> {
         self.rec
             .log(entity, &rerun::TextDocument::new(text))
             .map_err(Self::w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_recording_leaves_no_file() {
+        let dir = std::env::temp_dir().join(format!("bicameral-viz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("x.rrd");
+        let rec = Recording::open("test", &Sink::Save(path.clone())).expect("open");
+        assert!(partial_path(&path).exists());
+        drop(rec);
+        assert!(!partial_path(&path).exists() && !path.exists());
+        let rec = Recording::open("test", &Sink::Save(path.clone())).expect("open");
+        rec.finish().expect("finish");
+        assert!(path.exists() && !partial_path(&path).exists());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
