@@ -2,6 +2,7 @@
 //! checkpoint's System 2 and System 1 as nodes.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bicameral_policy::HostTensor;
@@ -12,6 +13,50 @@ use bicameral_train::{Policy, TrainConfig, View, load_checkpoint};
 
 fn node_err(e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Node(e.to_string())
+}
+
+/// A node's own compute pool: the rayon pool its tensor ops run on (burn-flex and its GEMM
+/// split work over the current rayon pool). Sharing the process-wide pool between System 1,
+/// System 2 and the simulator makes each wait on the others' wake-ups; at the default model
+/// sizes one thread per node is also faster per call than two (`benches/s1_vs_torch.sh`).
+#[derive(Clone)]
+pub struct ComputePool(Option<Arc<rayon::ThreadPool>>);
+
+impl ComputePool {
+    /// The process-wide pool (RAYON_NUM_THREADS or one thread per core).
+    pub fn global() -> Self {
+        ComputePool(None)
+    }
+
+    /// A pool of `threads` worker threads named `{name}-compute-{i}`; `threads` ≥ 1.
+    pub fn new(name: &str, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            bail!("{name}: threads must be at least 1");
+        }
+        let prefix = name.to_string();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(move |i| format!("{prefix}-compute-{i}"))
+            .build()
+            .with_context(|| format!("{name}: starting a compute pool of {threads} threads"))?;
+        Ok(ComputePool(Some(Arc::new(pool))))
+    }
+
+    /// Runs `f` in this pool (the calling thread waits for it).
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.0 {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    /// Worker threads `run` computes on.
+    pub fn threads(&self) -> usize {
+        match &self.0 {
+            Some(pool) => pool.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
 }
 
 /// Loads a checkpoint for inference on the CPU.
@@ -26,6 +71,7 @@ pub fn load(dir: &Path) -> Result<(Policy, TrainConfig)> {
 pub struct BurnPlanner {
     policy: Policy,
     cameras: Vec<String>,
+    pool: ComputePool,
 }
 
 impl BurnPlanner {
@@ -41,7 +87,17 @@ impl BurnPlanner {
                 cameras.len()
             );
         }
-        Ok(BurnPlanner { policy, cameras })
+        Ok(BurnPlanner {
+            policy,
+            cameras,
+            pool: ComputePool::global(),
+        })
+    }
+
+    /// Computes on `pool` instead of the process-wide pool.
+    pub fn with_pool(mut self, pool: ComputePool) -> Self {
+        self.pool = pool;
+        self
     }
 }
 
@@ -63,9 +119,10 @@ impl Planner for BurnPlanner {
                 height: i.height,
             })
             .collect();
+        let policy = &self.policy;
         let out = self
-            .policy
-            .plan_observation(&views, instruction)
+            .pool
+            .run(|| policy.plan_observation(&views, instruction))
             .map_err(node_err)?;
         let [_, s, d] = out.tokens.dims();
         let tokens = HostTensor::from_tensor(out.tokens).map_err(node_err)?;
@@ -100,6 +157,7 @@ pub struct BurnActor {
     dt: f64,
     needs_plan: bool,
     rtc_guidance: Option<f32>,
+    pool: ComputePool,
 }
 
 impl BurnActor {
@@ -124,6 +182,7 @@ impl BurnActor {
             dt,
             needs_plan,
             rtc_guidance: None,
+            pool: ComputePool::global(),
         })
     }
 }
@@ -140,6 +199,12 @@ impl BurnActor {
     /// `bicameral_policy::rtc`) instead of inpainting only; `None` keeps inpainting.
     pub fn with_rtc_guidance(mut self, beta: Option<f32>) -> Self {
         self.rtc_guidance = beta;
+        self
+    }
+
+    /// Computes on `pool` instead of the process-wide pool.
+    pub fn with_pool(mut self, pool: ComputePool) -> Self {
+        self.pool = pool;
         self
     }
 }
@@ -169,33 +234,57 @@ impl ActionPolicy for BurnActor {
         frozen: usize,
         seed: u64,
     ) -> Result<Vec<f32>, RuntimeError> {
-        let device = self.policy.head.device();
-        let plan = match plan {
-            Some(p) => Tensor::from_data(
-                TensorData::new(p.tokens.clone(), [1, p.len, p.dim]),
-                &device,
-            ),
-            None => self.policy.plan(1),
-        };
         let d = self.action_dim();
         let rows: Vec<Vec<f32>> = prefix.chunks(d).map(<[f32]>::to_vec).collect();
-        let out = if rows.is_empty() {
-            self.policy
-                .act_with_plan(self.embodiment, state, plan, seed)
-                .map_err(node_err)?
-        } else {
-            self.policy
-                .act_rtc_with_plan(
-                    self.embodiment,
-                    state,
-                    plan,
-                    &rows,
-                    frozen,
-                    self.rtc_guidance,
-                    seed,
-                )
-                .map_err(node_err)?
-        };
+        let (policy, embodiment, guidance) = (&self.policy, self.embodiment, self.rtc_guidance);
+        let out = self
+            .pool
+            .run(|| {
+                let device = policy.head.device();
+                let plan = match plan {
+                    Some(p) => Tensor::from_data(
+                        TensorData::new(p.tokens.clone(), [1, p.len, p.dim]),
+                        &device,
+                    ),
+                    None => policy.plan(1),
+                };
+                if rows.is_empty() {
+                    policy.act_with_plan(embodiment, state, plan, seed)
+                } else {
+                    policy.act_rtc_with_plan(embodiment, state, plan, &rows, frozen, guidance, seed)
+                }
+            })
+            .map_err(node_err)?;
         Ok(out.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ComputePool;
+
+    #[test]
+    fn a_node_pool_runs_its_work_on_its_own_threads() {
+        let pool = ComputePool::new("action", 1).expect("pool");
+        assert_eq!(pool.threads(), 1);
+        let (threads, name) = pool.run(|| {
+            (
+                rayon::current_num_threads(),
+                std::thread::current().name().map(str::to_string),
+            )
+        });
+        // Tensor ops inside `run` see a one-thread pool (burn-flex and gemm size their work
+        // by `rayon::current_num_threads`), on the node's named worker.
+        assert_eq!(threads, 1);
+        assert_eq!(name.as_deref(), Some("action-compute-0"));
+        let two = ComputePool::new("planner", 2).expect("pool");
+        assert_eq!(two.run(rayon::current_num_threads), 2);
+        let err = ComputePool::new("planner", 0)
+            .err()
+            .expect("0 threads is refused");
+        assert!(
+            err.to_string()
+                .contains("planner: threads must be at least 1")
+        );
     }
 }

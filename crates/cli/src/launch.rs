@@ -28,7 +28,7 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::agents::{BurnActor, BurnPlanner, load};
+use crate::agents::{BurnActor, BurnPlanner, ComputePool, load};
 use crate::bridge::{BridgeRobot, RerunBridge};
 use crate::serve::{SimRobot, SimRobotConfig};
 
@@ -44,6 +44,11 @@ pub struct PlannerLaunch {
     /// Plans per second.
     #[serde(default = "default_planner_rate")]
     pub rate_hz: f64,
+    /// Threads of the node's own compute pool (0: the process-wide pool, RAYON_NUM_THREADS or
+    /// one per core). Default 1: the default model is faster per plan on one thread than on
+    /// two, and a node on its own pool never waits behind System 1's or the simulator's work.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
     /// Run in the launch's process or as a separate `bicameral node planner` process.
     #[serde(default)]
     pub process: NodeProcess,
@@ -64,6 +69,9 @@ pub enum NodeProcess {
 fn default_cameras() -> Vec<String> {
     vec!["ego_view".into()]
 }
+fn default_threads() -> usize {
+    1
+}
 fn default_planner_rate() -> f64 {
     5.0
 }
@@ -80,6 +88,10 @@ pub struct ActionLaunch {
     /// Chunks per second.
     #[serde(default = "default_action_rate")]
     pub rate_hz: f64,
+    /// Threads of the node's own compute pool (0: the process-wide pool); default 1, as for
+    /// the planner.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
     /// Time between a chunk's actions, ms (the training data's control period).
     #[serde(default = "default_action_dt")]
     pub action_dt_ms: f64,
@@ -376,6 +388,17 @@ fn start_running(
     }
 }
 
+/// The compute pool of a node: its own with `threads` workers, or the process-wide one for 0.
+fn node_pool(name: &str, threads: usize) -> Result<ComputePool> {
+    let pool = if threads == 0 {
+        ComputePool::global()
+    } else {
+        ComputePool::new(name, threads)?
+    };
+    tracing::info!(node = name, threads = pool.threads(), "compute pool");
+    Ok(pool)
+}
+
 fn start_slot(
     slot: &Slot,
     node: &Node,
@@ -385,7 +408,8 @@ fn start_slot(
     match slot {
         Slot::Planner(p) => {
             let (policy, _) = load(&root.root.join(&p.checkpoint))?;
-            let planner = BurnPlanner::new(policy, p.cameras.clone())?;
+            let planner = BurnPlanner::new(policy, p.cameras.clone())?
+                .with_pool(node_pool("planner", p.threads)?);
             let core = PlannerCore::new(
                 planner,
                 PlannerNodeConfig {
@@ -403,7 +427,8 @@ fn start_slot(
         Slot::Action(a) => {
             let (policy, _) = load(&root.root.join(&a.checkpoint))?;
             let actor = BurnActor::new(policy, &a.embodiment, a.action_dt_ms * 1e-3)?
-                .with_rtc_guidance(a.rtc_guidance);
+                .with_rtc_guidance(a.rtc_guidance)
+                .with_pool(node_pool("action", a.threads)?);
             let core = ActionCore::new(
                 actor,
                 ActionNodeConfig {
