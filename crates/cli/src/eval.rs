@@ -551,6 +551,7 @@ fn run_closed_loop(
     let (mut a_old, mut a_new) = (vec![0.0; dofs.len()], vec![0.0; dofs.len()]);
     let mut trail: Vec<Vec<[f64; 3]>> = vec![Vec::new(); log.as_ref().map_or(0, |l| l.sites.len())];
 
+    let mut diverged: Option<String> = None;
     let ending = loop {
         let now = now_ns(&world);
         let q = world.joint_positions();
@@ -657,7 +658,10 @@ fn run_closed_loop(
         }
         match world.step() {
             Ok(()) => {}
-            Err(SimError::Diverged { .. }) => break Ending::Diverged,
+            Err(e @ SimError::Diverged { .. }) => {
+                diverged = Some(e.to_string());
+                break Ending::Diverged;
+            }
             Err(e) => return Err(e.into()),
         }
         let now = now_ns(&world);
@@ -710,8 +714,9 @@ fn run_closed_loop(
         success: cause.is_none(),
         time_to_success_s: monitor.success_time(),
         failure: cause.map(FailureCause::name),
-        detail: match (&cause, monitor.last_check()) {
-            (Some(_), Err(m)) => Some(m.clone()),
+        detail: match (&cause, diverged, monitor.last_check()) {
+            (Some(_), Some(why), _) => Some(why),
+            (Some(_), None, Err(m)) => Some(m.clone()),
             _ => None,
         },
         first_lifted: monitor.first_lift().map(|(n, _)| n.to_string()),

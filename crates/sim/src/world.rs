@@ -12,7 +12,8 @@ use nalgebra::{Isometry3, Matrix3, Translation3, UnitQuaternion, Vector3};
 use rapier3d::math::{Pose, Rotation, Vector};
 use rapier3d::prelude::{
     ColliderBuilder, GenericJointBuilder, JointAxesMask, JointAxis, MassProperties, MotorModel,
-    MultibodyJointHandle, PhysicsWorld, RigidBodyBuilder, RigidBodyHandle, SpringCoefficients,
+    MultibodyJointHandle, PhysicsWorld, RigidBodyBuilder, RigidBodyHandle, SharedShape,
+    SpringCoefficients,
 };
 
 use crate::error::SimError;
@@ -551,6 +552,10 @@ impl SimWorld {
         Ok(world)
     }
 
+    /// The ground: drawn as a 6 × 6 m slab under the robot, but colliding as the half-space
+    /// z ≤ 0, so a body knocked off the table stays on the floor wherever it rolls (with a
+    /// finite slab, a cylinder rolling off its edge fell until the speed check reported a
+    /// divergence).
     fn add_ground(&mut self) {
         let parts = vec![BodyPart {
             shape: Shape::Box {
@@ -559,15 +564,22 @@ impl SimWorld {
             local: Isometry3::translation(0.0, 0.0, -0.05),
             colour: [0.45, 0.47, 0.50],
         }];
-        self.insert_object(
-            "ground".into(),
-            true,
-            Isometry3::identity(),
+        let body = self.pw.bodies.insert(RigidBodyBuilder::fixed().build());
+        let collider = ColliderBuilder::new(SharedShape::halfspace(Vector::Z))
+            .friction(1.0)
+            .restitution(0.0)
+            .build();
+        self.pw
+            .colliders
+            .insert_with_parent(collider, body, &mut self.pw.bodies);
+        let name = "ground".to_string();
+        self.body_names.insert(body, name.clone());
+        self.objects.push(SimObject {
+            name,
+            body,
             parts,
-            0.0,
-            1.0,
-            0.0,
-        );
+            fixed: true,
+        });
     }
 
     #[allow(clippy::too_many_arguments)]

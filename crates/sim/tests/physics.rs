@@ -301,6 +301,32 @@ fn objects_rest_on_the_table() {
     }
 }
 
+/// The floor is unbounded: a cube knocked off the table lands on it wherever it goes. The
+/// drawn slab is 6 × 6 m; a cube dropped 5 m out (beyond its edge) comes to rest on z = 0
+/// instead of falling until the speed check calls it a divergence.
+#[test]
+fn the_floor_extends_beyond_its_drawn_slab() {
+    let s = cube_setup(0.2, [5.0, 4.0, 0.3]);
+    let mut w = s.world().unwrap();
+    w.step_n(1500).expect("3 s of a cube on the floor");
+    let z = w.object_pose("red_cube").unwrap().translation.z;
+    let half = s
+        .scene
+        .objects
+        .iter()
+        .find(|o| o.name == "red_cube")
+        .map(|o| match o.shape {
+            bicameral_sim::ObjectShape::Box { size } => size[2] / 2.0,
+            _ => unreachable!("red_cube is a box"),
+        })
+        .unwrap();
+    assert!(
+        (z - half).abs() < 0.004,
+        "cube rests at z = {z:.4}, half height {half}"
+    );
+    assert!(w.object_velocity("red_cube").unwrap().norm() < 1e-2);
+}
+
 fn write_tmp(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bicameral-sim-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
