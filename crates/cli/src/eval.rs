@@ -39,7 +39,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::agents::{BurnActor, BurnPlanner, load};
+use crate::agents::{BurnActor, BurnPlanner, ComputePool, load};
 
 /// An evaluation condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, Serialize)]
@@ -89,7 +89,8 @@ pub struct EvalArgs {
     /// First episode seed (episode i uses seed + i).
     #[arg(long, default_value_t = 1_000_000)]
     pub seed: u64,
-    /// Worker threads (each loads its own copy of the model).
+    /// Worker threads (each loads its own copy of the model and computes on one thread of its
+    /// own, so the results do not depend on the worker count).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Conditions, comma-separated.
@@ -361,12 +362,13 @@ struct Agents {
 }
 
 impl Agents {
-    fn load(dir: &Path, args: &EvalArgs, lc: &LoopConfig) -> Result<Self> {
+    /// The models of `dir`, computing on `pool`.
+    fn load(dir: &Path, args: &EvalArgs, lc: &LoopConfig, pool: ComputePool) -> Result<Self> {
         let (p1, _) = load(dir)?;
         let (p2, _) = load(dir)?;
         let p3 = p2.clone();
         let planner = PlannerCore::new(
-            BurnPlanner::new(p1, vec!["ego_view".into()])?,
+            BurnPlanner::new(p1, vec!["ego_view".into()])?.with_pool(pool.clone()),
             PlannerNodeConfig {
                 rate_hz: lc.planner_hz,
                 ..PlannerNodeConfig::default()
@@ -380,14 +382,16 @@ impl Agents {
         };
         let action = ActionCore::new(
             BurnActor::new(p2, &args.embodiment, lc.action_dt_s)?
-                .with_rtc_guidance(lc.rtc_guidance),
+                .with_rtc_guidance(lc.rtc_guidance)
+                .with_pool(pool.clone()),
             acfg.clone(),
             "sim",
         );
         let null_action = ActionCore::new(
             BurnActor::new(p3, &args.embodiment, lc.action_dt_s)?
                 .without_plan()
-                .with_rtc_guidance(lc.rtc_guidance),
+                .with_rtc_guidance(lc.rtc_guidance)
+                .with_pool(pool),
             acfg,
             "sim",
         );
@@ -853,10 +857,25 @@ pub fn evaluate(args: &EvalArgs, tasks: &[String], lc: &LoopConfig) -> Result<Ve
     let workers = args.workers.clamp(1, jobs.len().max(1));
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    let mut agents = match &checkpoint {
-                        Some(c) => Some(Agents::load(c, args, lc)?),
+            .map(|w| {
+                let (checkpoint, next, failed, results, successes, envs, jobs, bar) = (
+                    &checkpoint,
+                    &next,
+                    &failed,
+                    &results,
+                    &successes,
+                    &envs,
+                    &jobs,
+                    &bar,
+                );
+                s.spawn(move || -> Result<()> {
+                    // Each worker computes on one thread of its own: the results do not depend
+                    // on --workers (the number of threads changes float summation order, and
+                    // closed loops amplify it), and at the default model size one thread per
+                    // call is faster than two.
+                    let pool = ComputePool::new(&format!("eval-{w}"), 1)?;
+                    let mut agents = match checkpoint {
+                        Some(c) => Some(Agents::load(c, args, lc, pool)?),
                         None => None,
                     };
                     loop {

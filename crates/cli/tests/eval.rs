@@ -23,7 +23,7 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
     let run = tiny_dual_checkpoint(&dir);
     let ck = s(&run.join("checkpoint"));
     let rrd = dir.join("rrd");
-    let eval = |json: &Path, rrd: Option<&Path>| {
+    let eval = |json: &Path, rrd: Option<&Path>, workers: &str| {
         let mut args = vec![
             "eval".to_string(),
             "--checkpoint".into(),
@@ -36,6 +36,8 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
             "policy,paraphrase,shuffled,no_plan".into(),
             "--json".into(),
             s(json),
+            "--workers".into(),
+            workers.into(),
         ];
         if let Some(r) = rrd {
             args.extend(["--save-rrd".into(), s(r)]);
@@ -43,7 +45,7 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         ok(&bicameral(&refs), "eval")
     };
-    let out = eval(&dir.join("a.json"), Some(&rrd));
+    let out = eval(&dir.join("a.json"), Some(&rrd), "1");
     assert!(out.contains("| policy | pick_place | 2 |"), "{out}");
     let r = read(&dir.join("a.json"));
 
@@ -145,11 +147,12 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
         "no System 2, no subgoal"
     );
 
-    // Lock-step: the same evaluation again gives the same bytes.
-    eval(&dir.join("b.json"), None);
+    // Lock-step: the same evaluation again gives the same bytes, whatever the number of
+    // workers (each computes on one thread of its own).
+    eval(&dir.join("b.json"), None, "2");
     assert!(
         std::fs::read(dir.join("a.json")).unwrap() == std::fs::read(dir.join("b.json")).unwrap(),
-        "two runs of the same evaluation differ"
+        "two runs of the same evaluation differ (1 worker, then 2)"
     );
 }
 
