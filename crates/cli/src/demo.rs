@@ -34,7 +34,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2_000_000)]
     pub seed: u64,
     /// Longest episode, s of real (= simulated) time (default: the task's time limit).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::launch::seconds_arg)]
     pub seconds: Option<f64>,
     /// The rerun recording.
     #[arg(long, default_value = "demo.rrd")]

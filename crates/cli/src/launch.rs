@@ -274,7 +274,7 @@ pub struct LaunchArgs {
     /// Launch file.
     pub file: PathBuf,
     /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = seconds_arg)]
     pub seconds: Option<f64>,
     /// Override the zenoh listen endpoint's port (e.g. to run two launches on one host).
     #[arg(long)]
@@ -473,7 +473,7 @@ pub struct NodeArgs {
     #[arg(long)]
     pub stop_on_stdin_eof: bool,
     /// Stop after this many seconds (default: until Ctrl-C / SIGTERM).
-    #[arg(long)]
+    #[arg(long, value_parser = seconds_arg)]
     pub seconds: Option<f64>,
 }
 
@@ -550,7 +550,7 @@ pub struct RobotArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Stop after this many seconds (default: run until Ctrl-C / SIGTERM).
-    #[arg(long)]
+    #[arg(long, value_parser = seconds_arg)]
     pub seconds: Option<f64>,
     /// Print the final report as JSON on stdout.
     #[arg(long)]
@@ -628,6 +628,18 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
         eprintln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// A duration argument in seconds: finite, ≥ 0 and at most 10⁹ s (a clear error, not a panic
+/// when the run starts).
+pub fn seconds_arg(text: &str) -> Result<f64, String> {
+    let s: f64 = text
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number of seconds"))?;
+    if !(s.is_finite() && (0.0..=1e9).contains(&s)) {
+        return Err(format!("{text} s: must be finite, ≥ 0 and ≤ 1e9"));
+    }
+    Ok(s)
 }
 
 /// How to run a launch.
@@ -936,6 +948,16 @@ fn safety_json(counters: &SafetyCounters) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_must_be_finite_and_non_negative() {
+        assert_eq!(seconds_arg("2.5"), Ok(2.5));
+        assert_eq!(seconds_arg("0"), Ok(0.0));
+        for bad in ["-1", "NaN", "inf", "1e30", "soon"] {
+            let err = seconds_arg(bad).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
 
     #[test]
     fn shipped_launch_files_parse_and_bad_ones_are_named() {

@@ -16,12 +16,14 @@ struct Faults {
     outside_limits: u64,
     estop_event: bool,
     reset_event: bool,
+    garbage_estop: bool,
     rejected_event: bool,
     track_while_stopped: u64,
 }
 
-/// From another zenoh peer: garbage on every topic, a NaN chunk, an out-of-limit chunk, an
-/// e-stop and its reset; watches every joint command against the robot's limits.
+/// From another zenoh peer: garbage on every topic (on the e-stop topic it engages the stop,
+/// which a reset then releases), a NaN chunk, an out-of-limit chunk, an e-stop and its reset;
+/// watches every joint command against the robot's limits.
 fn inject_faults(port: u16) -> Faults {
     use bicameral_msgs::*;
     use bicameral_transport::{Node, Qos, ZenohConfig};
@@ -80,7 +82,6 @@ fn inject_faults(port: u16) -> Faults {
         keys.plan(),
         keys.action_chunk(),
         keys.joint_command(),
-        keys.estop(),
     ] {
         for g in garbage {
             node.put_raw(&key, g).unwrap();
@@ -105,6 +106,27 @@ fn inject_faults(port: u16) -> Faults {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
+    let mut estop = node.publisher::<EStop>(keys.estop(), Qos::Control).unwrap();
+    let msg = |engage| EStop {
+        header: Header::new::<EStop>("e2e", 0, 0),
+        engage,
+        operator: "test".into(),
+        reason: "fault injection".into(),
+    };
+    // The safety events may lag the commands on a loaded machine: wait for them (bounded).
+    let wait_for = |f: &mut Faults, seen: fn(&Faults) -> bool, stopped: bool| {
+        let end = Instant::now() + t;
+        while !seen(f) && Instant::now() < end {
+            until(f, Duration::from_millis(20), stopped);
+        }
+    };
+    // The e-stop fails closed: garbage on its topic engages it (released by a real reset).
+    node.put_raw(&keys.estop(), garbage[1]).unwrap();
+    wait_for(&mut f, |f| f.estop_event, false);
+    f.garbage_estop = f.estop_event;
+    estop.put(&mut msg(false)).unwrap();
+    wait_for(&mut f, |f| f.reset_event, false);
+    (f.estop_event, f.reset_event) = (false, false);
     // The chunk slot keeps only the latest chunk: wait for the NaN chunk's rejection before
     // sending the next bad one (S1's own chunks may supersede it first; then send again).
     let end = Instant::now() + t;
@@ -114,13 +136,6 @@ fn inject_faults(port: u16) -> Faults {
     }
     chunks.put(&mut bad(50.0)).unwrap();
     until(&mut f, Duration::from_secs(1), false);
-    let mut estop = node.publisher::<EStop>(keys.estop(), Qos::Control).unwrap();
-    let msg = |engage| EStop {
-        header: Header::new::<EStop>("e2e", 0, 0),
-        engage,
-        operator: "test".into(),
-        reason: "fault injection".into(),
-    };
     estop.put(&mut msg(true)).unwrap();
     // Commands already in flight may still say "track" for a moment; from the first "hold"
     // on, nothing may track until the reset.
@@ -136,13 +151,6 @@ fn inject_faults(port: u16) -> Faults {
         std::thread::sleep(Duration::from_millis(1));
     }
     until(&mut f, Duration::from_secs(1), true);
-    // The safety events may lag the commands on a loaded machine: wait for them (bounded).
-    let wait_for = |f: &mut Faults, seen: fn(&Faults) -> bool, stopped: bool| {
-        let end = Instant::now() + t;
-        while !seen(f) && Instant::now() < end {
-            until(f, Duration::from_millis(20), stopped);
-        }
-    };
     wait_for(&mut f, |f| f.estop_event, true);
     estop.put(&mut msg(false)).unwrap();
     wait_for(&mut f, |f| f.reset_event, false);
@@ -263,8 +271,9 @@ action_dt_ms = 50
         safety["chunk_out_of_limits"].as_u64().unwrap() >= 1,
         "{report:#}"
     );
+    // Twice: by the garbage on its topic and by the real e-stop.
     assert!(
-        safety["e_stop_engaged"].as_u64().unwrap() >= 1,
+        safety["e_stop_engaged"].as_u64().unwrap() >= 2,
         "{report:#}"
     );
     assert!(
@@ -277,7 +286,7 @@ action_dt_ms = 50
     assert!(faults.commands > 200, "{faults:?}");
     assert_eq!(faults.outside_limits, 0, "{faults:?}");
     assert!(
-        faults.estop_event && faults.reset_event && faults.rejected_event,
+        faults.garbage_estop && faults.estop_event && faults.reset_event && faults.rejected_event,
         "{faults:?}"
     );
     assert_eq!(faults.track_while_stopped, 0, "{faults:?}");

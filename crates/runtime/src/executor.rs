@@ -251,12 +251,22 @@ impl ChunkSender {
 pub struct StateSender {
     writer: SlotWriter,
     words: Vec<u64>,
+    dim: usize,
 }
 
 impl StateSender {
-    /// Publishes measured positions (`q.len()` must equal the action dimension; longer input is
-    /// refused).
+    /// Publishes measured positions; `q.len()` must equal the action dimension (anything else
+    /// is refused, and the executor keeps the previous state). A NaN/Inf entry marks that
+    /// joint's reading unknown: it loses its effort bound, the other joints keep theirs, and the
+    /// executor does not start from such a state.
     pub fn send(&mut self, q: &[f64]) -> Result<(), RuntimeError> {
+        if q.len() != self.dim {
+            return Err(RuntimeError::Chunk(format!(
+                "state of {} joints, the executor drives {}",
+                q.len(),
+                self.dim
+            )));
+        }
         self.words.clear();
         self.words.extend(q.iter().map(|x| x.to_bits()));
         self.writer
@@ -502,6 +512,7 @@ impl Executor {
             state: StateSender {
                 writer: state_w,
                 words: Vec::with_capacity(dim),
+                dim,
             },
             commands: CommandReceiver {
                 reader: out_r,
@@ -569,7 +580,8 @@ impl Executor {
         self.counters.ticks.fetch_add(1, Ordering::Relaxed);
         self.take_state();
         if !self.filter.is_initialized() {
-            if !self.has_measured {
+            // Start only from a state where every joint is known.
+            if !(self.has_measured && self.measured.iter().all(|x| x.is_finite())) {
                 self.mode = Mode::WaitingForState;
                 return None;
             }
@@ -654,7 +666,9 @@ impl Executor {
                 for k in 0..self.dim {
                     self.measured[k] = f64::from_bits(self.words[k]);
                 }
-                self.has_measured = self.measured.iter().all(|x| x.is_finite());
+                // A joint whose reading is NaN/Inf loses only its own effort bound (the filter
+                // skips non-finite entries); the others keep theirs.
+                self.has_measured = true;
             }
         }
     }

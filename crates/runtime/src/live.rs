@@ -547,7 +547,13 @@ pub fn spawn_executor_bridge(
                 e.reset();
                 tracing::warn!(operator = %msg.operator, "e-stop reset");
             }
-            Err(err) => st.decode_error(&err),
+            // Fail closed: anything on the e-stop topic that is not a well-formed reset (an
+            // undecodable payload, a newer schema, another message kind) engages the stop.
+            Err(err) => {
+                e.engage();
+                tracing::error!(error = %err, "E-STOP engaged by an undecodable e-stop message");
+                st.decode_error(&err);
+            }
         })
         .map_err(transport)?;
     let mut cmd_pub = node

@@ -272,3 +272,48 @@ fn cubic_interpolation_is_smooth_through_the_chunk_steps() {
         assert!((p - want).abs() < 1e-6, "{p} vs {want}");
     }
 }
+
+/// A NaN reading on one joint costs only that joint its effort bound (the command may not run
+/// more than `max_error` ahead of the measured position); a state of the wrong length is
+/// refused; the executor never starts from a state with an unknown joint.
+#[test]
+fn a_nan_reading_drops_only_that_joints_effort_bound() {
+    let mut l = limits(2);
+    for j in &mut l.joints {
+        j.max_error = 0.05;
+    }
+    let cfg = ExecutorConfig {
+        rate_hz: 500.0,
+        blend_ms: 20.0,
+        plan_ttl_ms: 300.0,
+        ..Default::default()
+    };
+    let (mut ex, mut io) = Executor::new(cfg, l).unwrap();
+    assert!(io.state.send(&[0.0]).is_err(), "short state refused");
+    assert!(
+        io.state.send(&[0.0, 0.0, 0.0]).is_err(),
+        "long state refused"
+    );
+    io.state.send(&[0.0, f64::NAN]).unwrap();
+    assert!(ex.tick(0).is_none(), "no start from an unknown joint");
+    io.state.send(&[0.0, 0.0]).unwrap();
+    ex.tick(2 * MS).unwrap();
+    // Both joints are asked to go to 0.5 rad; the robot does not move (joint 0 reads 0, joint 1
+    // reads NaN).
+    io.chunks
+        .send(&planless(2 * MS, 10 * MS, 40, 2, |_, _| 0.5))
+        .unwrap();
+    io.state.send(&[0.0, f64::NAN]).unwrap();
+    let mut t = 4 * MS;
+    for _ in 0..150 {
+        ex.tick(t).unwrap();
+        t += 2 * MS;
+    }
+    let p = ex.filter().position();
+    assert!(
+        p[0] <= 0.05 + 1e-9,
+        "joint 0 ran {} ahead of its reading",
+        p[0]
+    );
+    assert!(p[1] > 0.2, "joint 1 (unknown reading) tracks: {}", p[1]);
+}
