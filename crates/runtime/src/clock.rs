@@ -14,6 +14,16 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn is_lockstep(&self) -> bool;
 }
 
+/// How far ahead of the receiving node's clock a message's stamps may be, ns (250 ms: clock
+/// skew between hosts synchronised by NTP/PTP is far smaller). An input stamped further in the
+/// future is refused: taken as fresh forever, it would switch off every staleness check (plan
+/// ttl, "newer than the last one used") and freeze the node that took it.
+pub const MAX_FUTURE_NS: u64 = 250_000_000;
+
+/// Longest time span one action chunk may cover, ns (first to last step). A chunk spanning
+/// more is refused: the executor would track it long after its sender stopped.
+pub const MAX_CHUNK_SPAN_NS: u64 = 10_000_000_000;
+
 /// Shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 

@@ -688,6 +688,17 @@ impl Executor {
                 .bump(SafetyEventKind::ChunkRejected, now_ns, None);
             return;
         }
+        // Stamped in the future (a plan or start time ahead of this clock) or spanning too
+        // long: it would keep the executor tracking with its staleness checks blind.
+        let ahead = now_ns.saturating_add(crate::clock::MAX_FUTURE_NS);
+        if w[1] > ahead
+            || w[2] > ahead
+            || (h as u64 - 1).saturating_mul(w[3]) > crate::clock::MAX_CHUNK_SPAN_NS
+        {
+            self.counters
+                .bump(SafetyEventKind::ChunkRejected, now_ns, None);
+            return;
+        }
         let inc = &mut self.incoming;
         inc.plan_seq = w[0];
         inc.plan_stamp_ns = w[1];

@@ -12,6 +12,12 @@ use bicameral_msgs::{
 use serde::{Deserialize, Serialize};
 
 use crate::RuntimeError;
+use crate::clock::MAX_FUTURE_NS;
+
+/// How far ahead of `now_ns` stamp `stamp_ns` is, ms, when that is more than [`MAX_FUTURE_NS`].
+fn too_far_ahead(stamp_ns: u64, now_ns: u64) -> Option<f64> {
+    (stamp_ns > now_ns.saturating_add(MAX_FUTURE_NS)).then(|| (stamp_ns - now_ns) as f64 * 1e-6)
+}
 
 /// An RGB8 image handed to a planner.
 #[derive(Debug, Clone, Copy)]
@@ -209,7 +215,23 @@ impl<P: Planner> PlannerCore<P> {
 
     /// Plans on the latest frames and instruction; `Ok(None)` while an input is missing.
     /// `now_ns` stamps the plan; its `obs_stamp_ns` is the oldest frame's stamp.
+    /// Frames stamped more than [`MAX_FUTURE_NS`] ahead of `now_ns` are dropped with an error.
     pub fn step(&mut self, now_ns: u64) -> Result<Option<Plan>, RuntimeError> {
+        let ahead: Vec<(String, f64)> = self
+            .frames
+            .iter()
+            .filter_map(|(c, f)| too_far_ahead(f.header.stamp_ns, now_ns).map(|ms| (c.clone(), ms)))
+            .collect();
+        if let Some((camera, ms)) = ahead.first() {
+            for (c, _) in &ahead {
+                self.frames.remove(c);
+            }
+            return Err(RuntimeError::Node(format!(
+                "camera {camera}: frame stamped {ms:.0} ms ahead of this node's clock (more \
+                 than {} ms of clock skew); dropped",
+                MAX_FUTURE_NS / 1_000_000
+            )));
+        }
         let (Some(instruction), Some(obs)) = (self.instruction.clone(), self.obs_stamp()) else {
             return Ok(None);
         };
@@ -374,7 +396,32 @@ impl<A: ActionPolicy> ActionCore<A> {
 
     /// One chunk from the latest state (and plan), stamped `now_ns`; `Ok(None)` while an input
     /// is missing or the plan is older than the ttl.
+    /// A state or plan stamped more than [`MAX_FUTURE_NS`] ahead of `now_ns` is dropped with
+    /// an error.
     pub fn step(&mut self, now_ns: u64) -> Result<Option<ActionChunk>, RuntimeError> {
+        let skew = MAX_FUTURE_NS / 1_000_000;
+        if let Some(ms) = self
+            .state
+            .as_ref()
+            .and_then(|s| too_far_ahead(s.header.stamp_ns, now_ns))
+        {
+            self.state = None;
+            return Err(RuntimeError::Node(format!(
+                "joint state stamped {ms:.0} ms ahead of this node's clock (more than {skew} ms \
+                 of clock skew); dropped"
+            )));
+        }
+        if let Some(ms) = self
+            .plan
+            .as_ref()
+            .and_then(|(_, stamp, _)| too_far_ahead(*stamp, now_ns))
+        {
+            self.plan = None;
+            return Err(RuntimeError::Node(format!(
+                "plan observed {ms:.0} ms ahead of this node's clock (more than {skew} ms of \
+                 clock skew); dropped"
+            )));
+        }
         let Some(state) = &self.state else {
             return Ok(None);
         };

@@ -273,6 +273,36 @@ fn cubic_interpolation_is_smooth_through_the_chunk_steps() {
     }
 }
 
+/// Chunks stamped in the future (start or plan beyond the allowed clock skew) or spanning more
+/// than the longest chunk span are rejected: the executor never tracks them.
+#[test]
+fn chunks_from_the_future_or_of_endless_span_are_rejected() {
+    let (mut ex, mut io) = setup(1);
+    io.state.send(&[0.0]).unwrap();
+    ex.tick(0).unwrap();
+    let hour = 3_600_000 * MS;
+    io.chunks
+        .send(&planless(hour, 10 * MS, 16, 1, |_, _| 0.1))
+        .unwrap();
+    ex.tick(2 * MS).unwrap();
+    io.chunks
+        .send(&chunk(0, 10 * MS, 16, 1, 1, hour, |_, _| 0.1))
+        .unwrap();
+    ex.tick(4 * MS).unwrap();
+    io.chunks
+        .send(&planless(0, 1000 * MS, 16, 1, |_, _| 0.1))
+        .unwrap();
+    ex.tick(6 * MS).unwrap();
+    assert_eq!(io.counters.count(K::ChunkRejected), 3);
+    assert_eq!(ex.mode(), Mode::WaitingForChunk);
+    // Within the limits it tracks.
+    io.chunks
+        .send(&planless(8 * MS, 10 * MS, 16, 1, |_, _| 0.1))
+        .unwrap();
+    ex.tick(8 * MS).unwrap();
+    assert_eq!(ex.mode(), Mode::Tracking);
+}
+
 /// A NaN reading on one joint costs only that joint its effort bound (the command may not run
 /// more than `max_error` ahead of the measured position); a state of the wrong length is
 /// refused; the executor never starts from a state with an unknown joint.

@@ -66,7 +66,18 @@ fn planner_waits_for_every_camera_and_an_instruction() {
     assert!(!p.has_new_observation());
     // Frames too far apart are not combined.
     p.on_frame(frame("ego_view", 2_000_000_000, 1));
-    assert!(p.step(300).unwrap().is_none());
+    assert!(p.step(2_000_000_100).unwrap().is_none());
+    // A frame stamped beyond the allowed clock skew is dropped with an error naming the camera
+    // (taken, it would be "newer" than every later frame and freeze the planner).
+    p.on_frame(frame("left_wrist", 2_000_000_000 + 60_000_000_000, 5));
+    let err = p.step(2_000_000_200).unwrap_err().to_string();
+    assert!(err.contains("left_wrist") && err.contains("ahead"), "{err}");
+    p.on_frame(frame("left_wrist", 2_000_000_150, 5));
+    let plan = p
+        .step(2_000_000_300)
+        .unwrap()
+        .expect("plans again on sane frames");
+    assert_eq!(plan.obs_stamp_ns, 2_000_000_000);
 }
 
 /// Records what it was asked; returns a ramp continuing from the prefix.
@@ -180,6 +191,26 @@ fn action_node_gates_on_plan_and_ttl_and_stamps_chunks() {
         err.contains("3 positions") && err.contains("acts on 2"),
         "{err}"
     );
+
+    // Inputs stamped beyond the allowed clock skew are dropped with an error: a state from an
+    // hour ahead would otherwise never be "newer" again, a plan would never age past the ttl.
+    let hour = 3_600_000 * MS;
+    b.on_state(state(hour, [0.0, 0.0]));
+    let err = b.step(300 * MS).unwrap_err().to_string();
+    assert!(
+        err.contains("joint state") && err.contains("ahead"),
+        "{err}"
+    );
+    b.on_state(state(301 * MS, [0.0, 0.0]));
+    assert!(
+        b.step(302 * MS).unwrap().is_some(),
+        "acts again on a sane state"
+    );
+    a.on_state(state(700 * MS, [0.0, 0.0]));
+    a.on_plan(&plan(4, hour)).unwrap();
+    let err = a.step(701 * MS).unwrap_err().to_string();
+    assert!(err.contains("plan") && err.contains("ahead"), "{err}");
+    assert!(a.step(702 * MS).unwrap().is_none(), "the plan is gone");
 }
 
 #[test]
