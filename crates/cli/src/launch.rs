@@ -812,6 +812,18 @@ pub fn run_launch(
                 )?);
             }
         }
+        // Without its executor (or the bridge feeding it and the robot) nothing is safe to
+        // continue: end the launch with the reason.
+        if let Some((thread, bridge, _)) =
+            executor.take_if(|(t, b, _)| !(t.is_running() && b.is_running()))
+        {
+            let why = match (bridge.stop(), thread.stop()) {
+                (Err(e), _) => format!("the executor's bridge stopped: {e}"),
+                (Ok(()), Err(e)) => format!("the executor stopped: {e}"),
+                (Ok(()), Ok(_)) => "the executor stopped".to_string(),
+            };
+            bail!(why);
+        }
         if let Some(s) = sim.take_if(|s| !s.is_running()) {
             return Err(match s.stop() {
                 Err(e) => e.context("the simulated robot stopped"),

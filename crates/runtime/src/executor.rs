@@ -884,6 +884,11 @@ pub struct ExecutorThread {
 }
 
 impl ExecutorThread {
+    /// Whether the thread is still ticking.
+    pub fn is_running(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
     /// Stops the thread and returns the executor.
     pub fn stop(mut self) -> Result<Executor, RuntimeError> {
         self.stop.store(true, Ordering::Relaxed);

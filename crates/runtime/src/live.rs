@@ -579,6 +579,7 @@ pub fn spawn_executor_bridge(
         };
         let state_every = ((rate_hz / 100.0).round() as u64).max(1);
         let mut tick: u64 = 0;
+        let mut commanded = false;
         while !s.load(Ordering::Relaxed) {
             tick += 1;
             if let Some((hal, tx, publisher, q)) = &mut hal_io {
@@ -607,6 +608,7 @@ pub fn spawn_executor_bridge(
                 }
             }
             if commands.recv_into(&mut cmd) {
+                commanded = true;
                 if let Some((hal, ..)) = &mut hal_io
                     && let Err(e) = hal.write_command(&cmd)
                 {
@@ -660,6 +662,25 @@ pub fn spawn_executor_bridge(
                 status(&node, &st, "joint_command", clock.now_ns(), &extra)
             });
             rate.wait(&s);
+        }
+        // Leaving: the robot's last command is to hold where it was last sent, at rest (not a
+        // "track" with a feed-forward velocity that nobody will update).
+        if commanded {
+            cmd.mode = CommandMode::Hold;
+            cmd.velocity.iter_mut().for_each(|v| *v = 0.0);
+            cmd.stamp_ns = clock.now_ns();
+            if let Some((hal, ..)) = &mut hal_io
+                && let Err(e) = hal.write_command(&cmd)
+            {
+                tracing::error!(device = hal.name(), error = %e, "the final hold failed");
+            }
+            msg.header.stamp_ns = cmd.stamp_ns;
+            msg.position.clone_from(&cmd.position);
+            msg.velocity.clone_from(&cmd.velocity);
+            msg.mode = CommandMode::Hold;
+            if let Err(e) = cmd_pub.put(&mut msg) {
+                tracing::warn!(error = %e, "final hold not published");
+            }
         }
         Ok(())
     })?;

@@ -1,0 +1,122 @@
+//! The executor's zenoh bridge with a robot device: a chunk received over a real zenoh session
+//! (peer mode on loopback) is tracked on the device, and stopping the bridge mid-motion leaves
+//! the device with a final hold at rest, not a "track" with a stale feed-forward velocity.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bicameral_msgs::{ActionChunk, CommandMode};
+use bicameral_runtime::RuntimeError;
+use bicameral_runtime::clock::{Clock, WallClock};
+use bicameral_runtime::executor::{Command, Executor, ExecutorConfig, spawn};
+use bicameral_runtime::hal::RobotHal;
+use bicameral_runtime::live::spawn_executor_bridge;
+use bicameral_transport::{Node, Qos, ZenohConfig};
+use common::planless;
+
+/// Echoes every command as the measured position and keeps them all.
+struct RecordingHal {
+    q: Vec<f64>,
+    fresh: bool,
+    log: Arc<Mutex<Vec<Command>>>,
+    moving: Arc<AtomicBool>,
+}
+
+impl RobotHal for RecordingHal {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    fn dim(&self) -> usize {
+        self.q.len()
+    }
+
+    fn read_state(&mut self, q: &mut [f64]) -> Result<bool, RuntimeError> {
+        q.copy_from_slice(&self.q);
+        Ok(std::mem::replace(&mut self.fresh, false))
+    }
+
+    fn write_command(&mut self, command: &Command) -> Result<(), RuntimeError> {
+        self.q.clone_from(&command.position);
+        self.fresh = true;
+        if command.mode == CommandMode::Track && command.velocity[0].abs() > 0.1 {
+            self.moving.store(true, Ordering::Release);
+        }
+        self.log
+            .lock()
+            .map_err(|_| RuntimeError::Node("log poisoned".into()))?
+            .push(command.clone());
+        Ok(())
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn stopping_the_bridge_mid_motion_leaves_a_hold_at_rest() {
+    let port = free_port();
+    let clock = WallClock::new();
+    let (exec, io) = Executor::new(
+        ExecutorConfig {
+            rate_hz: 500.0,
+            ..Default::default()
+        },
+        common::limits(2),
+    )
+    .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let moving = Arc::new(AtomicBool::new(false));
+    let hal = RecordingHal {
+        q: vec![0.0, 0.0],
+        fresh: true,
+        log: log.clone(),
+        moving: moving.clone(),
+    };
+    let robot = Node::open(&ZenohConfig::loopback_listener(port), "r1", "executor").unwrap();
+    let bridge =
+        spawn_executor_bridge(robot, io, Arc::new(clock), 500.0, Some(Box::new(hal))).unwrap();
+    let thread = spawn(exec, clock).unwrap();
+
+    // A controller on another session: joint 0 ramps at 0.5 rad/s for 1.5 s.
+    let ctl = Node::open(&ZenohConfig::loopback_client(port), "r1", "action").unwrap();
+    ctl.watch_alive()
+        .unwrap()
+        .wait_alive("executor", Duration::from_secs(10))
+        .unwrap();
+    let mut chunks = ctl
+        .publisher::<ActionChunk>(ctl.keys().action_chunk(), Qos::Control)
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !moving.load(Ordering::Acquire) && Instant::now() < end {
+        let t0 = clock.now_ns();
+        chunks
+            .put(&mut planless(t0, 100_000_000, 16, 2, |i, k| {
+                if k == 0 { 0.05 * i as f32 } else { 0.0 }
+            }))
+            .unwrap();
+        let wait = Instant::now() + Duration::from_millis(100);
+        while !moving.load(Ordering::Acquire) && Instant::now() < wait {
+            std::thread::yield_now();
+        }
+    }
+    assert!(moving.load(Ordering::Acquire), "the device never tracked");
+
+    bridge.stop().unwrap();
+    let log = log.lock().unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(last.mode, CommandMode::Hold, "{last:?}");
+    assert_eq!(last.velocity, vec![0.0, 0.0]);
+    let before = &log[log.len() - 2];
+    assert_eq!(before.mode, CommandMode::Track, "stopped mid-motion");
+    assert_eq!(last.position, before.position, "holds where it was");
+    thread.stop().unwrap();
+}
