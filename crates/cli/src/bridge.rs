@@ -112,14 +112,18 @@ impl RerunBridge {
     /// `t0_ns` (the launch clock's ns) is time zero of the `sim_time` timeline.
     pub fn start(node: Node, rec: RecordingStream, robot: BridgeRobot, t0_ns: u64) -> Result<Self> {
         let keys = node.keys().clone();
-        let states = node.subscribe::<JointState>(keys.joint_state())?;
-        let frames = node.subscribe::<CameraFrame>(keys.cameras())?;
-        let instructions = node.subscribe::<Instruction>(keys.instruction())?;
-        let plans = node.subscribe::<Plan>(keys.plan())?;
-        let chunks = node.subscribe::<ActionChunk>(keys.action_chunk())?;
-        let commands = node.subscribe::<JointCommand>(keys.joint_command())?;
-        let events = node.subscribe::<SafetyEvent>(keys.safety_event())?;
-        let status = node.subscribe::<NodeStatus>(format!("{}/status/*", keys.prefix()))?;
+        // Bounded rings (about 8 s of the 500 Hz commands): a recorder that falls behind
+        // drops its oldest messages instead of blocking zenoh's receive thread, which the
+        // executor's e-stop and chunk callbacks share when recording in-process.
+        const RING: usize = 4096;
+        let states = node.buffered::<JointState>(keys.joint_state(), RING)?;
+        let frames = node.buffered::<CameraFrame>(keys.cameras(), 64)?;
+        let instructions = node.buffered::<Instruction>(keys.instruction(), RING)?;
+        let plans = node.buffered::<Plan>(keys.plan(), RING)?;
+        let chunks = node.buffered::<ActionChunk>(keys.action_chunk(), RING)?;
+        let commands = node.buffered::<JointCommand>(keys.joint_command(), RING)?;
+        let events = node.buffered::<SafetyEvent>(keys.safety_event(), RING)?;
+        let status = node.buffered::<NodeStatus>(format!("{}/status/*", keys.prefix()), RING)?;
         let token = node.declare_alive()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(BridgeStats::default());

@@ -354,8 +354,10 @@ pub fn spawn_planner<P: Planner + 'static>(
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(NodeStats::default());
     let keys = node.keys().clone();
+    // Only the newest instruction matters; a flood of them must not block zenoh's receive
+    // thread (a full FIFO would).
     let instructions = node
-        .subscribe::<Instruction>(keys.instruction())
+        .latest::<Instruction>(keys.instruction())
         .map_err(transport)?;
     let cameras = core
         .cameras()

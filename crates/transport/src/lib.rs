@@ -154,10 +154,22 @@ impl Node {
     /// A latest-value subscriber on `key`: a ring of one, so a slow reader gets the newest
     /// message and never blocks zenoh.
     pub fn latest<M: Message>(&self, key: String) -> Result<Subscriber<M>, TransportError> {
+        self.buffered(key, 1)
+    }
+
+    /// A subscriber keeping the newest `capacity` messages in order: when the reader falls
+    /// behind, the oldest are dropped; it never blocks zenoh's receive thread (and with it the
+    /// e-stop and chunk callbacks of the same session). For readers that want every message of
+    /// a fast topic, such as recorders.
+    pub fn buffered<M: Message>(
+        &self,
+        key: String,
+        capacity: usize,
+    ) -> Result<Subscriber<M>, TransportError> {
         let inner = self
             .session
             .declare_subscriber(key.clone())
-            .with(RingChannel::new(1))
+            .with(RingChannel::new(capacity.max(1)))
             .wait()
             .map_err(|e| TransportError::zenoh(&format!("declare subscriber {key}"), e))?;
         Ok(Subscriber {

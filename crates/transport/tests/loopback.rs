@@ -99,10 +99,13 @@ fn typed_pubsub_liveliness_and_garbage_between_two_peers() {
 }
 
 #[test]
-fn latest_value_subscriber_keeps_only_the_newest() {
+fn latest_value_and_ring_subscribers_keep_only_the_newest() {
     let port = free_port();
     let (a, b) = pair(port);
     let latest = a.latest::<ActionChunk>(a.keys().action_chunk()).unwrap();
+    let ring = a
+        .buffered::<ActionChunk>(a.keys().action_chunk(), 8)
+        .unwrap();
     // A FIFO subscriber on the same session marks when everything has arrived.
     let all = a.subscribe::<ActionChunk>(a.keys().action_chunk()).unwrap();
     let watch_b = b.watch_alive().unwrap();
@@ -140,6 +143,19 @@ fn latest_value_subscriber_keeps_only_the_newest() {
         }
     }
     assert!(got.len() <= 2, "latest-value subscriber delivered {got:?}");
+    // The ring of eight: the newest eight (or nine, as above), oldest first, never blocking.
+    let mut got = Vec::new();
+    loop {
+        let c = ring.recv_timeout(T).unwrap();
+        got.push(c.header.seq);
+        if c.header.seq >= end {
+            break;
+        }
+    }
+    assert!(
+        (8..=9).contains(&got.len()) && got.windows(2).all(|w| w[0] < w[1]),
+        "ring subscriber delivered {got:?}"
+    );
 }
 
 fn auth_files(dir: &std::path::Path) -> std::path::PathBuf {
