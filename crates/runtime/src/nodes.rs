@@ -52,8 +52,26 @@ impl PlanTokens {
     pub fn from_plan(plan: &Plan) -> Result<Self, RuntimeError> {
         let dims = plan.tokens.dims();
         let bad = |e: bicameral_msgs::MsgError| RuntimeError::Node(format!("plan: {e}"));
+        let tokens = plan.tokens.to_f32().map_err(bad)?;
+        if dims[0] == 0 || dims[1] == 0 {
+            return Err(RuntimeError::Node(format!(
+                "plan {}: no tokens ({dims:?})",
+                plan.header.seq
+            )));
+        }
+        if plan.header.seq == NO_PLAN {
+            return Err(RuntimeError::Node(format!(
+                "plan seq {NO_PLAN} is reserved for \"no plan\""
+            )));
+        }
+        if tokens.iter().any(|x| !x.is_finite()) {
+            return Err(RuntimeError::Node(format!(
+                "plan {}: non-finite token values",
+                plan.header.seq
+            )));
+        }
         Ok(PlanTokens {
-            tokens: plan.tokens.to_f32().map_err(bad)?,
+            tokens,
             len: dims[0],
             dim: dims[1],
             attention_mask: plan.attention_mask.data.clone(),
@@ -444,7 +462,7 @@ impl<A: ActionPolicy> ActionCore<A> {
                 state.position.len()
             )));
         }
-        let dt_ns = (self.policy.action_dt() * 1e9).round() as u64;
+        let dt_ns = ((self.policy.action_dt() * 1e9).round() as u64).max(1);
         let s: Vec<f32> = state.position.iter().map(|&x| x as f32).collect();
         // RTC prefix: the previous chunk resampled at this chunk's step times.
         let mut prefix = Vec::new();
@@ -454,7 +472,7 @@ impl<A: ActionPolicy> ActionCore<A> {
         {
             let ph = prev.len() / d;
             for i in 0..h {
-                let t = t_obs + i as u64 * dt_ns;
+                let t = t_obs.saturating_add((i as u64).saturating_mul(dt_ns));
                 if t < *t0 {
                     break;
                 }

@@ -211,6 +211,36 @@ fn action_node_gates_on_plan_and_ttl_and_stamps_chunks() {
     let err = a.step(701 * MS).unwrap_err().to_string();
     assert!(err.contains("plan") && err.contains("ahead"), "{err}");
     assert!(a.step(702 * MS).unwrap().is_none(), "the plan is gone");
+
+    // Plans that cannot condition the head are refused: no tokens, NaN tokens, the "no plan"
+    // sequence number.
+    let empty = Plan {
+        tokens: Tensor::from_f32(&[0, 2], &[]).unwrap(),
+        attention_mask: Tensor::from_u8(&[0], &[]).unwrap(),
+        image_mask: Tensor::from_u8(&[0], &[]).unwrap(),
+        ..plan(5, 700 * MS)
+    };
+    assert!(
+        a.on_plan(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("no tokens")
+    );
+    let nan = Plan {
+        tokens: Tensor::from_f32(&[1, 2], &[f32::NAN, 0.0]).unwrap(),
+        ..plan(6, 700 * MS)
+    };
+    assert!(
+        a.on_plan(&nan)
+            .unwrap_err()
+            .to_string()
+            .contains("non-finite")
+    );
+    assert!(a.on_plan(&plan(NO_PLAN, 700 * MS)).is_err());
+    assert!(
+        a.step(703 * MS).unwrap().is_none(),
+        "none of them was taken"
+    );
 }
 
 #[test]
