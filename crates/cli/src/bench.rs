@@ -459,8 +459,14 @@ fn s1_benches() -> Vec<S1Bench> {
     ]
 }
 
+/// The pool a model bench computes on: RAYON_NUM_THREADS threads (default one per core), entered
+/// once, like a runtime node's own pool.
+pub fn compute_pool() -> Result<crate::agents::ComputePool> {
+    crate::agents::ComputePool::new("bench", rayon::current_num_threads())
+}
+
 /// Latency of one action chunk (condition once, K = 4 Euler steps, H = 16, B = 1) of our burn
-/// head on the CPU (flex; threads from RAYON_NUM_THREADS). The PyTorch comparison on the same
+/// head on the CPU (flex; threads from RAYON_NUM_THREADS, on a pool the timing runs inside). The PyTorch comparison on the same
 /// weights is benches/s1_vs_torch.sh.
 pub fn run_s1(args: &BenchS1Args) -> Result<()> {
     use bicameral_policy::burn::tensor::{Tensor, TensorData};
@@ -529,12 +535,15 @@ pub fn run_s1(args: &BenchS1Args) -> Result<()> {
             args.repeats
         }
         .max(1);
-        for _ in 0..2 {
-            chunk()?;
-        }
-        let mut times = (0..repeats)
-            .map(|_| chunk())
-            .collect::<Result<Vec<f64>>>()?;
+        // Timed inside a compute pool, as the runtime's nodes run (a caller outside the pool
+        // would hand every parallel op to the pool's threads and sleep until it is done).
+        let pool = compute_pool()?;
+        let mut times = pool.run(|| -> Result<Vec<f64>> {
+            for _ in 0..2 {
+                chunk()?;
+            }
+            (0..repeats).map(|_| chunk()).collect()
+        })?;
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
         if !args.json {
@@ -554,7 +563,7 @@ pub fn run_s1(args: &BenchS1Args) -> Result<()> {
     let report = json!({
         "bench": "s1",
         "backend": "burn flex (CPU)",
-        "threads": std::env::var("RAYON_NUM_THREADS").ok(),
+        "threads": rayon::current_num_threads(),
         "chunk": {"K": 4, "H": 16, "B": 1},
         "configs": rows,
         "compare_with": "benches/s1_vs_torch.sh (PyTorch eager, same weights and inputs; REFERENCES.md lists torch 2.5.1 at 8.9 / 112 / 1900 ms with 2 threads)",
