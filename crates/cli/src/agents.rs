@@ -42,6 +42,14 @@ impl ComputePool {
         Ok(ComputePool(Some(Arc::new(pool))))
     }
 
+    /// A pool of as many threads as the process-wide one (RAYON_NUM_THREADS, default one per
+    /// core), for work that is entered once and runs long (a training run, a benchmark): its
+    /// parallel tensor ops then start from a pool thread instead of handing each op over from
+    /// outside and sleeping until it is done.
+    pub fn sized_like_global(name: &str) -> Result<Self> {
+        Self::new(name, rayon::current_num_threads())
+    }
+
     /// Runs `f` in this pool (the calling thread waits for it).
     pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.0 {

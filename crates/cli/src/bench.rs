@@ -459,12 +459,6 @@ fn s1_benches() -> Vec<S1Bench> {
     ]
 }
 
-/// The pool a model bench computes on: RAYON_NUM_THREADS threads (default one per core), entered
-/// once, like a runtime node's own pool.
-pub fn compute_pool() -> Result<crate::agents::ComputePool> {
-    crate::agents::ComputePool::new("bench", rayon::current_num_threads())
-}
-
 /// Latency of one action chunk (condition once, K = 4 Euler steps, H = 16, B = 1) of our burn
 /// head on the CPU (flex; threads from RAYON_NUM_THREADS, on a pool the timing runs inside). The PyTorch comparison on the same
 /// weights is benches/s1_vs_torch.sh.
@@ -537,7 +531,7 @@ pub fn run_s1(args: &BenchS1Args) -> Result<()> {
         .max(1);
         // Timed inside a compute pool, as the runtime's nodes run (a caller outside the pool
         // would hand every parallel op to the pool's threads and sleep until it is done).
-        let pool = compute_pool()?;
+        let pool = crate::agents::ComputePool::sized_like_global("bench")?;
         let mut times = pool.run(|| -> Result<Vec<f64>> {
             for _ in 0..2 {
                 chunk()?;

@@ -144,7 +144,7 @@ pub fn run(args: &BenchS2Args) -> Result<()> {
         }
         let repeats = args.repeats.max(1);
         // Timed inside a compute pool, as the runtime's planner node runs.
-        let pool = crate::bench::compute_pool()?;
+        let pool = crate::agents::ComputePool::sized_like_global("bench")?;
         let mut times = pool.run(|| -> Result<Vec<f64>> {
             observe()?;
             (0..repeats).map(|_| observe().map(|r| r.3)).collect()

@@ -64,36 +64,43 @@ pub fn run(args: &TrainS1Args, dual: bool) -> Result<()> {
     )?);
     let device = bicameral_policy::cpu_device();
     let mut log_error = None;
-    let report = train(
-        &args.dataset,
-        &args.grounding,
-        &cfg,
-        &args.out,
-        args.resume,
-        &device,
-        &mut |s: &StepInfo| {
-            bar.set_position(s.step as u64 + 1);
-            bar.set_message(format!("{:.4}", s.loss));
-            if let Some(l) = &logger {
-                l.set_sequence("step", s.step as i64);
-                if let Err(e) = l.log_scalars(
-                    "train",
-                    &names[..if dual { 4 } else { 3 }],
-                    &[
-                        s.loss as f64,
-                        s.lr,
-                        s.grad_norm as f64,
-                        s.subgoal_loss as f64,
-                    ][..if dual { 4 } else { 3 }],
-                ) {
-                    log_error = Some(e);
-                    return false;
-                }
-            }
-            true
-        },
-    )
-    .with_context(|| format!("training on {:?}", args.dataset))?;
+    // The whole run inside one compute pool (RAYON_NUM_THREADS threads, default one per core):
+    // called from outside a pool, every parallel tensor op would be handed to the pool's threads
+    // while this thread slept.
+    let pool = crate::agents::ComputePool::sized_like_global("train")?;
+    let report = pool
+        .run(|| {
+            train(
+                &args.dataset,
+                &args.grounding,
+                &cfg,
+                &args.out,
+                args.resume,
+                &device,
+                &mut |s: &StepInfo| {
+                    bar.set_position(s.step as u64 + 1);
+                    bar.set_message(format!("{:.4}", s.loss));
+                    if let Some(l) = &logger {
+                        l.set_sequence("step", s.step as i64);
+                        if let Err(e) = l.log_scalars(
+                            "train",
+                            &names[..if dual { 4 } else { 3 }],
+                            &[
+                                s.loss as f64,
+                                s.lr,
+                                s.grad_norm as f64,
+                                s.subgoal_loss as f64,
+                            ][..if dual { 4 } else { 3 }],
+                        ) {
+                            log_error = Some(e);
+                            return false;
+                        }
+                    }
+                    true
+                },
+            )
+        })
+        .with_context(|| format!("training on {:?}", args.dataset))?;
     bar.finish_and_clear();
     if let Some(e) = log_error {
         return Err(e).context("logging the loss curve to rerun (the checkpoint was written)");
