@@ -37,6 +37,8 @@ impl ComputePool {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(move |i| format!("{prefix}-compute-{i}"))
+            // The main thread's size: whole commands (a training run) execute on these.
+            .stack_size(8 << 20)
             .build()
             .with_context(|| format!("{name}: starting a compute pool of {threads} threads"))?;
         Ok(ComputePool(Some(Arc::new(pool))))

@@ -149,8 +149,13 @@ fn main() -> Result<()> {
         Command::Bench(BenchCommand::S1(args)) => bench::run_s1(&args),
         Command::Bench(BenchCommand::S2(args)) => bench_s2::run(&args),
         Command::Bench(BenchCommand::Runtime(args)) => bench_runtime::run(&args),
-        Command::Policy(PolicyCommand::RunHead(args)) => policy::run_head(&args),
-        Command::Policy(PolicyCommand::RunVlm(args)) => vlm::run_vlm(&args),
-        Command::Policy(PolicyCommand::Plan(args)) => plan::run(&args),
+        // Model runs (and their printed timings) inside a compute pool, as the runtime's nodes.
+        Command::Policy(cmd) => {
+            agents::ComputePool::sized_like_global("policy")?.run(|| match cmd {
+                PolicyCommand::RunHead(args) => policy::run_head(&args),
+                PolicyCommand::RunVlm(args) => vlm::run_vlm(&args),
+                PolicyCommand::Plan(args) => plan::run(&args),
+            })
+        }
     }
 }
