@@ -16,9 +16,9 @@ fn node_err(e: impl std::fmt::Display) -> RuntimeError {
 }
 
 /// A node's own compute pool: the rayon pool its tensor ops run on (burn-flex and its GEMM
-/// split work over the current rayon pool). Sharing the process-wide pool between System 1,
-/// System 2 and the simulator makes each wait on the others' wake-ups; at the default model
-/// sizes one thread per node is also faster per call than two (`benches/s1_vs_torch.sh`).
+/// split work over the current rayon pool). Sharing the process-wide pool between System 1 and
+/// System 2 makes each wait behind the other's work and wake-ups; at the default model sizes one
+/// thread per node is also faster per call than two (`benches/s1_vs_torch.sh`).
 #[derive(Clone)]
 pub struct ComputePool(Option<Arc<rayon::ThreadPool>>);
 

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Args)]
 pub struct BenchRuntimeArgs {
     /// Seconds of executor ticking per rate.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, value_parser = crate::launch::seconds_arg)]
     seconds: f64,
     /// Executor rates to measure, Hz (comma-separated).
     #[arg(long, default_value = "500,1000")]
@@ -34,7 +34,7 @@ pub struct BenchRuntimeArgs {
     #[arg(long, default_value_t = 2000)]
     messages: usize,
     /// Pace latency messages at this rate, Hz (0 = back to back).
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 100.0, value_parser = crate::launch::seconds_arg)]
     pace_hz: f64,
     /// Print JSON only.
     #[arg(long)]
@@ -45,7 +45,7 @@ pub struct BenchRuntimeArgs {
     #[arg(long)]
     checkpoint: Option<std::path::PathBuf>,
     /// Seconds of the live run for the observation → command latency.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = crate::launch::seconds_arg)]
     obs_seconds: f64,
 }
 
@@ -178,7 +178,7 @@ fn zenoh_latency<M: Message + Clone>(
     let _token = a.with_name("bench-sub")?.declare_alive()?;
     watch.wait_alive("bench-sub", Duration::from_secs(10))?;
     let mut publisher = b.publisher::<M>(key.to_string(), Qos::Control)?;
-    let period = (pace_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / pace_hz));
+    let period = (pace_hz > 0.0).then(|| Duration::from_secs_f64((1.0 / pace_hz).min(1e9)));
     let warmup = 50;
     for i in 0..n + warmup {
         let mut m = message.clone();
@@ -217,7 +217,7 @@ fn tcp_latency(bytes: &[u8], n: usize, pace_hz: f64) -> Result<Vec<f64>> {
     });
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
-    let period = (pace_hz > 0.0).then(|| Duration::from_secs_f64(1.0 / pace_hz));
+    let period = (pace_hz > 0.0).then(|| Duration::from_secs_f64((1.0 / pace_hz).min(1e9)));
     let mut sent = Vec::with_capacity(n);
     let mut ack = [0u8; 1];
     let warmup = 50;

@@ -586,14 +586,17 @@ fn run_closed_loop(
                         &img.rgb,
                     )?;
                 }
-                p.on_frame(CameraFrame {
-                    header: Header::new::<CameraFrame>(robot, 0, now),
-                    camera: name,
-                    width: img.width,
-                    height: img.height,
-                    encoding: ImageEncoding::Rgb8,
-                    data: img.rgb.clone(),
-                });
+                p.on_frame(
+                    CameraFrame {
+                        header: Header::new::<CameraFrame>(robot, 0, now),
+                        camera: name,
+                        width: img.width,
+                        height: img.height,
+                        encoding: ImageEncoding::Rgb8,
+                        data: img.rgb.clone(),
+                    },
+                    now,
+                )?;
             }
             n_cam += p_cam;
         }

@@ -46,7 +46,7 @@ pub struct PlannerLaunch {
     pub rate_hz: f64,
     /// Threads of the node's own compute pool (0: the process-wide pool, RAYON_NUM_THREADS or
     /// one per core). Default 1: the default model is faster per plan on one thread than on
-    /// two, and a node on its own pool never waits behind System 1's or the simulator's work.
+    /// two, and a node on its own pool never waits behind the other node's work.
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// Run in the launch's process or as a separate `bicameral node planner` process.
@@ -630,14 +630,14 @@ fn run_file(mut file: LaunchFile, args: &LaunchArgs) -> Result<()> {
     Ok(())
 }
 
-/// A duration argument in seconds: finite, ≥ 0 and at most 10⁹ s (a clear error, not a panic
-/// when the run starts).
+/// A duration (s) or rate (Hz) argument: finite, ≥ 0 and at most 10⁹ (a clear error, not a
+/// panic when the run starts).
 pub fn seconds_arg(text: &str) -> Result<f64, String> {
     let s: f64 = text
         .parse()
-        .map_err(|_| format!("\"{text}\" is not a number of seconds"))?;
+        .map_err(|_| format!("\"{text}\" is not a number"))?;
     if !(s.is_finite() && (0.0..=1e9).contains(&s)) {
-        return Err(format!("{text} s: must be finite, ≥ 0 and ≤ 1e9"));
+        return Err(format!("{text}: must be finite, ≥ 0 and ≤ 1e9"));
     }
     Ok(s)
 }

@@ -149,7 +149,8 @@ fn main() -> Result<()> {
         Command::Bench(BenchCommand::S1(args)) => bench::run_s1(&args),
         Command::Bench(BenchCommand::S2(args)) => bench_s2::run(&args),
         Command::Bench(BenchCommand::Runtime(args)) => bench_runtime::run(&args),
-        // Model runs (and their printed timings) inside a compute pool, as the runtime's nodes.
+        // Model runs inside a compute pool (RAYON_NUM_THREADS threads, default one per core)
+        // entered once, as the runtime's nodes run theirs (one thread each by default).
         Command::Policy(cmd) => {
             agents::ComputePool::sized_like_global("policy")?.run(|| match cmd {
                 PolicyCommand::RunHead(args) => policy::run_head(&args),

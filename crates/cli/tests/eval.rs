@@ -148,7 +148,9 @@ fn eval_runs_the_dual_system_in_lockstep_and_reports_every_condition() {
     );
 
     // Lock-step: the same evaluation again gives the same bytes, whatever the number of
-    // workers (each computes on one thread of its own).
+    // workers (which worker runs an episode changes nothing; this tiny model is below every
+    // parallel threshold of the backend, so the one-thread pools themselves are not exercised
+    // here).
     eval(&dir.join("b.json"), None, "2");
     assert!(
         std::fs::read(dir.join("a.json")).unwrap() == std::fs::read(dir.join("b.json")).unwrap(),

@@ -120,10 +120,27 @@ fn inject_faults(port: u16) -> Faults {
             until(f, Duration::from_millis(20), stopped);
         }
     };
+    // Commands already in flight may still say "track" for a moment after an e-stop; from the
+    // first "hold" on, nothing may track (watched for 1 s) until the reset.
+    let first_hold_then_watch = |f: &mut Faults| {
+        let end = Instant::now() + t;
+        'wait: while Instant::now() < end {
+            while let Some(c) = cmds.try_recv() {
+                let Ok(c) = c else { continue };
+                f.commands += 1;
+                if c.mode == CommandMode::Hold {
+                    break 'wait;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        until(f, Duration::from_secs(1), true);
+    };
     // The e-stop fails closed: garbage on its topic engages it (released by a real reset).
     node.put_raw(&keys.estop(), garbage[1]).unwrap();
     wait_for(&mut f, |f| f.estop_event, false);
     f.garbage_estop = f.estop_event;
+    first_hold_then_watch(&mut f);
     estop.put(&mut msg(false)).unwrap();
     wait_for(&mut f, |f| f.reset_event, false);
     (f.estop_event, f.reset_event) = (false, false);
@@ -137,20 +154,7 @@ fn inject_faults(port: u16) -> Faults {
     chunks.put(&mut bad(50.0)).unwrap();
     until(&mut f, Duration::from_secs(1), false);
     estop.put(&mut msg(true)).unwrap();
-    // Commands already in flight may still say "track" for a moment; from the first "hold"
-    // on, nothing may track until the reset.
-    let end = Instant::now() + t;
-    'wait: while Instant::now() < end {
-        while let Some(c) = cmds.try_recv() {
-            let Ok(c) = c else { continue };
-            f.commands += 1;
-            if c.mode == CommandMode::Hold {
-                break 'wait;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    until(&mut f, Duration::from_secs(1), true);
+    first_hold_then_watch(&mut f);
     wait_for(&mut f, |f| f.estop_event, true);
     estop.put(&mut msg(false)).unwrap();
     wait_for(&mut f, |f| f.reset_event, false);

@@ -386,8 +386,10 @@ pub fn spawn_planner<P: Planner + 'static>(
                 }
             }
             for c in &cameras {
-                if let Some(f) = st.take(c.try_recv()) {
-                    core.on_frame(f);
+                if let Some(f) = st.take(c.try_recv())
+                    && let Err(e) = core.on_frame(f, clock.now_ns())
+                {
+                    st.error("camera frame refused", &e);
                 }
             }
             if core.has_new_observation() {
@@ -474,6 +476,33 @@ pub fn spawn_action<A: ActionPolicy + 'static>(
     })
 }
 
+/// Hands one executor command to the device (if any) and publishes it.
+fn forward_command(
+    cmd: &crate::executor::Command,
+    hal: Option<&mut Box<dyn RobotHal>>,
+    msg: &mut JointCommand,
+    publisher: &mut bicameral_transport::Publisher<JointCommand>,
+    st: &NodeStats,
+) {
+    if let Some(hal) = hal
+        && let Err(e) = hal.write_command(cmd)
+    {
+        st.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(device = hal.name(), error = %e, "commanding the robot failed");
+    }
+    msg.header.stamp_ns = cmd.stamp_ns;
+    msg.position.clone_from(&cmd.position);
+    msg.velocity.clone_from(&cmd.velocity);
+    msg.mode = cmd.mode;
+    match publisher.put(msg) {
+        Ok(()) => st.count_output(),
+        Err(e) => {
+            st.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "command not published");
+        }
+    }
+}
+
 /// Connects an executor's I/O to zenoh: chunks and e-stops in (on zenoh's receive threads,
 /// straight into the lock-free slots); commands, safety events and status out from a publisher
 /// thread polling at `rate_hz`. Joint states come from the joint-state topic, or, with a `hal`,
@@ -538,6 +567,7 @@ pub fn spawn_executor_bridge(
         }
     };
     let e = estop.clone();
+    let stop_estop = estop.clone();
     let st = stats.clone();
     let estop_sub = node
         .on_message::<EStopMsg>(keys.estop(), move |m| match m {
@@ -552,8 +582,10 @@ pub fn spawn_executor_bridge(
             // Fail closed: anything on the e-stop topic that is not a well-formed reset (an
             // undecodable payload, a newer schema, another message kind) engages the stop.
             Err(err) => {
+                if !e.is_engaged() {
+                    tracing::error!(error = %err, "E-STOP engaged by an undecodable e-stop message");
+                }
                 e.engage();
-                tracing::error!(error = %err, "E-STOP engaged by an undecodable e-stop message");
                 st.decode_error(&err);
             }
         })
@@ -611,23 +643,8 @@ pub fn spawn_executor_bridge(
             }
             if commands.recv_into(&mut cmd) {
                 commanded = true;
-                if let Some((hal, ..)) = &mut hal_io
-                    && let Err(e) = hal.write_command(&cmd)
-                {
-                    st.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(device = hal.name(), error = %e, "commanding the robot failed");
-                }
-                msg.header.stamp_ns = cmd.stamp_ns;
-                msg.position.clone_from(&cmd.position);
-                msg.velocity.clone_from(&cmd.velocity);
-                msg.mode = cmd.mode;
-                match cmd_pub.put(&mut msg) {
-                    Ok(()) => st.count_output(),
-                    Err(e) => {
-                        st.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "command not published");
-                    }
-                }
+                let hal = hal_io.as_mut().map(|(hal, ..)| hal);
+                forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st);
             }
             for kind in SafetyEventKind::ALL {
                 let n = counters.count(kind);
@@ -665,24 +682,29 @@ pub fn spawn_executor_bridge(
             });
             rate.wait(&s);
         }
-        // Leaving: the robot's last command is to hold where it was last sent, at rest (not a
-        // "track" with a feed-forward velocity that nobody will update).
+        // Leaving while the robot may be moving: engage the executor's stop and forward its
+        // braking hold (within the acceleration limit) until the command is at rest, for at
+        // most a second; then the last word to the robot is a hold there at zero velocity (not
+        // a "track" with a feed-forward velocity that nobody will update).
         if commanded {
+            stop_estop.engage();
+            let until = Instant::now() + Duration::from_secs(1);
+            let mut rate = Rate::new(rate_hz);
+            while Instant::now() < until {
+                if commands.recv_into(&mut cmd) {
+                    let hal = hal_io.as_mut().map(|(hal, ..)| hal);
+                    forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st);
+                    if cmd.velocity.iter().all(|v| v.abs() < 1e-9) {
+                        break;
+                    }
+                }
+                rate.wait(&AtomicBool::new(false));
+            }
             cmd.mode = CommandMode::Hold;
             cmd.velocity.iter_mut().for_each(|v| *v = 0.0);
             cmd.stamp_ns = clock.now_ns();
-            if let Some((hal, ..)) = &mut hal_io
-                && let Err(e) = hal.write_command(&cmd)
-            {
-                tracing::error!(device = hal.name(), error = %e, "the final hold failed");
-            }
-            msg.header.stamp_ns = cmd.stamp_ns;
-            msg.position.clone_from(&cmd.position);
-            msg.velocity.clone_from(&cmd.velocity);
-            msg.mode = CommandMode::Hold;
-            if let Err(e) = cmd_pub.put(&mut msg) {
-                tracing::warn!(error = %e, "final hold not published");
-            }
+            let hal = hal_io.as_mut().map(|(hal, ..)| hal);
+            forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st);
         }
         Ok(())
     })?;

@@ -208,11 +208,24 @@ impl<P: Planner> PlannerCore<P> {
         self.instruction = Some(m.text);
     }
 
-    /// Takes a camera frame (frames of cameras it does not use are ignored).
-    pub fn on_frame(&mut self, m: CameraFrame) {
-        if self.cameras.contains(&m.camera) {
-            self.frames.insert(m.camera.clone(), m);
+    /// Takes a camera frame received at `now_ns` (frames of cameras it does not use are
+    /// ignored). A frame stamped more than [`MAX_FUTURE_NS`] ahead of `now_ns` is refused with
+    /// an error naming the camera: kept, it would be "newer" than every later frame (and out of
+    /// the skew window of the other cameras), and the planner would never plan again.
+    pub fn on_frame(&mut self, m: CameraFrame, now_ns: u64) -> Result<(), RuntimeError> {
+        if !self.cameras.contains(&m.camera) {
+            return Ok(());
         }
+        if let Some(ms) = too_far_ahead(m.header.stamp_ns, now_ns) {
+            return Err(RuntimeError::Node(format!(
+                "camera {}: frame stamped {ms:.0} ms ahead of this node's clock (more than {} \
+                 ms of clock skew); dropped",
+                m.camera,
+                MAX_FUTURE_NS / 1_000_000
+            )));
+        }
+        self.frames.insert(m.camera.clone(), m);
+        Ok(())
     }
 
     /// Whether there is an observation newer than the last one planned on.
@@ -233,23 +246,7 @@ impl<P: Planner> PlannerCore<P> {
 
     /// Plans on the latest frames and instruction; `Ok(None)` while an input is missing.
     /// `now_ns` stamps the plan; its `obs_stamp_ns` is the oldest frame's stamp.
-    /// Frames stamped more than [`MAX_FUTURE_NS`] ahead of `now_ns` are dropped with an error.
     pub fn step(&mut self, now_ns: u64) -> Result<Option<Plan>, RuntimeError> {
-        let ahead: Vec<(String, f64)> = self
-            .frames
-            .iter()
-            .filter_map(|(c, f)| too_far_ahead(f.header.stamp_ns, now_ns).map(|ms| (c.clone(), ms)))
-            .collect();
-        if let Some((camera, ms)) = ahead.first() {
-            for (c, _) in &ahead {
-                self.frames.remove(c);
-            }
-            return Err(RuntimeError::Node(format!(
-                "camera {camera}: frame stamped {ms:.0} ms ahead of this node's clock (more \
-                 than {} ms of clock skew); dropped",
-                MAX_FUTURE_NS / 1_000_000
-            )));
-        }
         let (Some(instruction), Some(obs)) = (self.instruction.clone(), self.obs_stamp()) else {
             return Ok(None);
         };

@@ -1,6 +1,7 @@
 //! The executor's zenoh bridge with a robot device: a chunk received over a real zenoh session
-//! (peer mode on loopback) is tracked on the device, and stopping the bridge mid-motion leaves
-//! the device with a final hold at rest, not a "track" with a stale feed-forward velocity.
+//! (peer mode on loopback) is tracked on the device, and stopping the bridge mid-motion brakes
+//! the device within the acceleration limit and leaves it a final hold at rest, not a "track"
+//! with a stale feed-forward velocity (nor an instant stop).
 
 mod common;
 
@@ -62,7 +63,7 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn stopping_the_bridge_mid_motion_leaves_a_hold_at_rest() {
+fn stopping_the_bridge_mid_motion_brakes_to_a_hold_at_rest() {
     let port = free_port();
     let clock = WallClock::new();
     let (exec, io) = Executor::new(
@@ -115,8 +116,32 @@ fn stopping_the_bridge_mid_motion_leaves_a_hold_at_rest() {
     let last = log.last().unwrap();
     assert_eq!(last.mode, CommandMode::Hold, "{last:?}");
     assert_eq!(last.velocity, vec![0.0, 0.0]);
-    let before = &log[log.len() - 2];
-    assert_eq!(before.mode, CommandMode::Track, "stopped mid-motion");
-    assert_eq!(last.position, before.position, "holds where it was");
+    // From the last "track" on: only holds, braking within the acceleration limit (50 rad/s²,
+    // 0.1 rad/s per 2 ms tick; the bridge may forward every other tick), down to rest.
+    let first_hold = log
+        .iter()
+        .rposition(|c| c.mode == CommandMode::Track)
+        .unwrap()
+        + 1;
+    assert!(
+        log[first_hold - 1].velocity[0] > 0.1,
+        "stopped mid-motion: {:?}",
+        log[first_hold - 1]
+    );
+    for w in log[first_hold - 1..].windows(2) {
+        assert_eq!(w[1].mode, CommandMode::Hold);
+        let dv = (w[1].velocity[0] - w[0].velocity[0]).abs();
+        assert!(
+            dv <= 0.3 + 1e-9,
+            "velocity jumped by {dv}: {:?} -> {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    assert_eq!(
+        last.position,
+        log[log.len() - 2].position,
+        "holds where it came to rest"
+    );
     thread.stop().unwrap();
 }

@@ -47,14 +47,14 @@ fn frame(camera: &str, stamp: u64, px: u8) -> CameraFrame {
 fn planner_waits_for_every_camera_and_an_instruction() {
     let mut p = PlannerCore::new(EchoPlanner, PlannerNodeConfig::default(), "r1");
     assert!(p.step(10).unwrap().is_none());
-    p.on_frame(frame("ego_view", 100, 7));
-    p.on_frame(frame("right_wrist", 100, 9)); // not used
+    p.on_frame(frame("ego_view", 100, 7), 100).unwrap();
+    p.on_frame(frame("right_wrist", 100, 9), 100).unwrap(); // not used
     p.on_instruction(Instruction {
         header: Header::new::<Instruction>("r1", 0, 0),
         text: "pick up the cube".into(),
     });
     assert!(p.step(10).unwrap().is_none(), "left_wrist missing");
-    p.on_frame(frame("left_wrist", 120, 3));
+    p.on_frame(frame("left_wrist", 120, 3), 120).unwrap();
     assert!(p.has_new_observation());
     let plan = p.step(200).unwrap().unwrap();
     assert_eq!(plan.obs_stamp_ns, 100, "oldest frame's stamp");
@@ -65,14 +65,22 @@ fn planner_waits_for_every_camera_and_an_instruction() {
     decode::<Plan>(&encode(&plan).unwrap()).unwrap();
     assert!(!p.has_new_observation());
     // Frames too far apart are not combined.
-    p.on_frame(frame("ego_view", 2_000_000_000, 1));
+    p.on_frame(frame("ego_view", 2_000_000_000, 1), 2_000_000_000)
+        .unwrap();
     assert!(p.step(2_000_000_100).unwrap().is_none());
     // A frame stamped beyond the allowed clock skew is dropped with an error naming the camera
     // (taken, it would be "newer" than every later frame and freeze the planner).
-    p.on_frame(frame("left_wrist", 2_000_000_000 + 60_000_000_000, 5));
-    let err = p.step(2_000_000_200).unwrap_err().to_string();
+    let err = p
+        .on_frame(
+            frame("left_wrist", 2_000_000_000 + 60_000_000_000, 5),
+            2_000_000_200,
+        )
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("left_wrist") && err.contains("ahead"), "{err}");
-    p.on_frame(frame("left_wrist", 2_000_000_150, 5));
+    assert!(!p.has_new_observation(), "the future frame was not kept");
+    p.on_frame(frame("left_wrist", 2_000_000_150, 5), 2_000_000_250)
+        .unwrap();
     let plan = p
         .step(2_000_000_300)
         .unwrap()

@@ -74,7 +74,9 @@ pub struct SimObject {
     pub name: String,
     /// Rapier body.
     pub body: RigidBodyHandle,
-    /// Geometry (for rendering; colliders were built from the same list).
+    /// Geometry (for rendering; colliders were built from the same list, except the ground's:
+    /// it collides as the unbounded half-space z ≤ 0 but is drawn as a 6 × 6 m slab, so a body
+    /// that has rolled beyond ±3 m rests on a floor the cameras do not show).
     pub parts: Vec<BodyPart>,
     /// Furniture.
     pub fixed: bool,
