@@ -58,6 +58,7 @@ pub fn run(args: &TrainS1Args, dual: bool) -> Result<()> {
         "lr".into(),
         "grad_norm".into(),
         "subgoal_loss".into(),
+        "grounding_loss".into(),
     ];
     let bar = ProgressBar::new(cfg.steps as u64).with_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} steps [{elapsed_precise} < {eta}] {per_sec} loss {msg}",
@@ -84,13 +85,14 @@ pub fn run(args: &TrainS1Args, dual: bool) -> Result<()> {
                         l.set_sequence("step", s.step as i64);
                         if let Err(e) = l.log_scalars(
                             "train",
-                            &names[..if dual { 4 } else { 3 }],
+                            &names[..if dual { 5 } else { 3 }],
                             &[
                                 s.loss as f64,
                                 s.lr,
                                 s.grad_norm as f64,
                                 s.subgoal_loss as f64,
-                            ][..if dual { 4 } else { 3 }],
+                                s.grounding_loss as f64,
+                            ][..if dual { 5 } else { 3 }],
                         ) {
                             log_error = Some(e);
                             return false;

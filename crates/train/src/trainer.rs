@@ -83,8 +83,55 @@ pub struct StepInfo {
     pub lr: f64,
     /// Global gradient L2 norm before clipping (NaN when clipping is off).
     pub grad_norm: f32,
-    /// Auxiliary subgoal loss (mean squared error, m²; NaN without a subgoal head or labels).
+    /// Auxiliary subgoal loss (mean squared error, m²; NaN without a subgoal head or labels)
+    /// over every labeled row: demonstration frames and grounding frames.
     pub subgoal_loss: f32,
+    /// The subgoal loss over the grounding frames alone (m²; NaN without grounding data). On
+    /// demonstration frames the arm's own motion gives the target away; the grounding frames
+    /// show whether System 2 finds the named object from the image and the words.
+    pub grounding_loss: f32,
+}
+
+/// Header of `loss.csv`.
+pub const LOSS_CSV_HEADER: &str = "step,loss,lr,grad_norm,subgoal_loss,grounding_loss";
+
+/// Makes `path` the loss curve of a run that continues at step `start`: a fresh file with the
+/// header when `start` is 0 (or when there is no file yet); otherwise the rows of steps before
+/// `start` (those after it were written after the checkpoint the run resumes from and will be
+/// written again), under the current header, rows from an older layout padded with NaN.
+/// Replaced atomically (written beside it and renamed).
+fn prepare_loss_csv(path: &Path, start: usize) -> Result<(), TrainError> {
+    let columns = LOSS_CSV_HEADER.split(',').count();
+    let mut text = String::from(LOSS_CSV_HEADER);
+    text.push('\n');
+    if start > 0 {
+        match std::fs::read_to_string(path) {
+            Ok(old) => {
+                for (i, line) in old.lines().enumerate().skip(1) {
+                    let step = line.split(',').next().and_then(|v| v.parse::<usize>().ok());
+                    let Some(step) = step else {
+                        return Err(TrainError::config(
+                            path,
+                            format!("line {}: {line:?} does not start with a step number", i + 1),
+                        ));
+                    };
+                    if step >= start {
+                        continue;
+                    }
+                    text.push_str(line);
+                    for _ in line.split(',').count()..columns {
+                        text.push_str(",NaN");
+                    }
+                    text.push('\n');
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(TrainError::io(path, e)),
+        }
+    }
+    let tmp = path.with_extension("csv.partial");
+    std::fs::write(&tmp, text).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
 }
 
 /// Collects the inner (non-autodiff) values of every float parameter, in visit order.
@@ -447,7 +494,7 @@ fn open_sources(datasets: &[PathBuf]) -> Result<(Vec<Source>, Normalizer), Train
 
 /// Trains System 1 on the LeRobot datasets `datasets` (mixed in every batch, uniformly over
 /// their frames; one embodiment per `robot_type`) with `config`, writing checkpoints to
-/// `out/checkpoint` and the loss curve to `out/loss.csv` (`step,loss,lr,grad_norm,subgoal_loss`). With
+/// `out/checkpoint` and the loss curve to `out/loss.csv` ([`LOSS_CSV_HEADER`]). With
 /// `resume`, continues exactly from `out/checkpoint` (weights, EMA, AdamW moments, step; the
 /// batches are a function of seed and step, so a resumed run equals an uninterrupted one).
 /// `on_step` is called after every step (progress display, loss curves); when it returns `false`
@@ -582,16 +629,11 @@ pub fn train(
     let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let csv_path = out.join("loss.csv");
+    prepare_loss_csv(&csv_path, start)?;
     let mut csv = std::fs::OpenOptions::new()
-        .create(true)
         .append(true)
         .open(&csv_path)
         .map_err(|e| TrainError::io(&csv_path, e))?;
-    if start == 0 {
-        csv.set_len(0).map_err(|e| TrainError::io(&csv_path, e))?;
-        writeln!(csv, "step,loss,lr,grad_norm,subgoal_loss")
-            .map_err(|e| TrainError::io(&csv_path, e))?;
-    }
 
     let mut model = model;
     let hc = model.head.config.clone();
@@ -621,6 +663,7 @@ pub fn train(
             })
             .collect();
         let noise = rng.normal_vec(b * h * hc.action_dim);
+        let mut grounding_loss = f32::NAN;
         let (plan, subgoal_loss) = match (&model.planner, batch.observation) {
             (Some(planner), Some(obs)) => {
                 let out = planner.forward(obs.pixels, &obs.prompts)?;
@@ -628,6 +671,20 @@ pub fn train(
                     Some(pred) if subgoal_weight > 0.0 => {
                         let m = obs.subgoal_mask;
                         let d = (pred - obs.subgoal) * m.clone();
+                        let rows = d.dims()[0];
+                        if rows > b {
+                            // The grounding rows alone (first frames of held-apart scenes, where
+                            // nothing but the image and the words tell where things are),
+                            // detached: for the loss curve only.
+                            let dg = d.clone().detach().slice_dim(0, b..rows);
+                            let ng = m
+                                .clone()
+                                .detach()
+                                .slice_dim(0, b..rows)
+                                .sum()
+                                .clamp_min(1.0);
+                            grounding_loss = (dg.square().sum() / ng).into_scalar::<f32>();
+                        }
                         let n = m.sum().clamp_min(1.0);
                         Some(d.square().sum() / n)
                     }
@@ -675,8 +732,11 @@ pub fn train(
             let d = decay.min((1.0 + step as f64) / (10.0 + step as f64)) as f32;
             ema = Some(ema_update(e, &model, d));
         }
-        writeln!(csv, "{step},{loss},{lr},{grad_norm},{subgoal_loss}")
-            .map_err(|e| TrainError::io(&csv_path, e))?;
+        writeln!(
+            csv,
+            "{step},{loss},{lr},{grad_norm},{subgoal_loss},{grounding_loss}"
+        )
+        .map_err(|e| TrainError::io(&csv_path, e))?;
         losses.push((step, loss));
         let go_on = on_step(&StepInfo {
             step,
@@ -684,6 +744,7 @@ pub fn train(
             lr,
             grad_norm,
             subgoal_loss,
+            grounding_loss,
         });
         let done = step + 1;
         if done % config.checkpoint_every == 0 || done == config.steps || !go_on {

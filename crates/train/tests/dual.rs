@@ -125,6 +125,27 @@ fn grounding_frames_train_only_the_subgoal_head() {
     let (l0, l1) = (run.losses[0].1, mean_last(&run.losses, 50));
     eprintln!("flow loss {l0:.3} → {l1:.4}");
     assert!(l1 < l0 / 10.0, "flow loss fell only from {l0} to {l1}");
+    // The demonstrations carry no subgoal labels here, so the grounding rows are the only
+    // labeled ones: the loss curve's grounding column equals its subgoal column, and falls.
+    let csv = std::fs::read_to_string(dir.join("run/loss.csv")).unwrap();
+    assert!(csv.starts_with(bicameral_train::LOSS_CSV_HEADER), "{csv}");
+    let cols: Vec<(f32, f32)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<f32> = l.split(',').map(|x| x.parse().unwrap()).collect();
+            (v[4], v[5])
+        })
+        .collect();
+    assert_eq!(cols.len(), steps);
+    for (i, (sg, g)) in cols.iter().enumerate() {
+        assert!(
+            (sg - g).abs() <= 1e-5 * sg.abs().max(1e-6),
+            "step {i}: subgoal {sg} vs grounding {g}"
+        );
+    }
+    let g1 = cols[cols.len() - 50..].iter().map(|c| c.1).sum::<f32>() / 50.0;
+    assert!(g1 < cols[0].1 / 10.0, "grounding loss {} → {g1}", cols[0].1);
     let (policy, _, _) = load_checkpoint(&run.checkpoint, &device).unwrap();
     // System 1 never saw the ±50 actions: its chunks follow the demonstrations.
     let e = chunk_error(&policy, true);
@@ -312,8 +333,15 @@ fn planner_and_head_train_jointly() {
     let sg: Vec<f32> = csv
         .lines()
         .skip(1)
-        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .map(|l| l.split(',').nth(4).unwrap().parse().unwrap())
         .collect();
+    // No grounding data: its column is NaN on every row.
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.rsplit(',').next() == Some("NaN")),
+        "{csv}"
+    );
     let (s0, s1) = (sg[0], sg[sg.len() - 50..].iter().sum::<f32>() / 50.0);
     eprintln!("subgoal loss {s0:.4} → {s1:.5}");
     assert!(s1 < s0 / 10.0, "subgoal loss {s0} → {s1}");

@@ -137,11 +137,38 @@ fn overfits_two_embodiments_and_resumes_exactly() {
         s.step + 1 < 100
     })
     .unwrap();
+    // As a run killed after its checkpoint leaves it: rows past the checkpoint's step, and here
+    // also a loss curve from before the grounding column existed. Resuming drops those rows
+    // (they are trained again) and pads the old rows.
+    let old_csv: String = std::fs::read_to_string(run2.join("loss.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .chain(["100,9,9,9,NaN\n".to_string(), "101,9,9,9,NaN\n".to_string()])
+        .collect();
+    assert!(old_csv.starts_with("step,loss,lr,grad_norm,subgoal_loss\n"));
+    std::fs::write(run2.join("loss.csv"), old_csv).unwrap();
     let resumed = train_s1(&data, &cfg, &run2, true, &device, &mut |s| s.step + 1 < 130).unwrap();
     assert_eq!(resumed.losses.first().unwrap().0, 100);
     assert_eq!(resumed.steps_done, 130);
     let straight: Vec<f32> = report.losses[..130].iter().map(|x| x.1).collect();
     let csv2 = std::fs::read_to_string(run2.join("loss.csv")).unwrap();
+    assert!(csv2.starts_with(bicameral_train::LOSS_CSV_HEADER), "{csv2}");
+    let steps: Vec<usize> = csv2
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        (0..130).collect::<Vec<_>>(),
+        "one row per step, in order"
+    );
+    assert!(
+        csv2.lines().skip(1).all(|l| l.split(',').count() == 6),
+        "{csv2}"
+    );
+    assert!(!run2.join("loss.csv.partial").exists());
     let logged: Vec<f32> = csv2
         .lines()
         .skip(1)
