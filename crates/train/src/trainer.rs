@@ -96,38 +96,44 @@ pub struct StepInfo {
 pub const LOSS_CSV_HEADER: &str = "step,loss,lr,grad_norm,subgoal_loss,grounding_loss";
 
 /// Makes `path` the loss curve of a run that continues at step `start`: a fresh file with the
-/// header when `start` is 0 (or when there is no file yet); otherwise the rows of steps before
-/// `start` (those after it were written after the checkpoint the run resumes from and will be
-/// written again), under the current header, rows from an older layout padded with NaN.
+/// header when `start` is 0 (or when there is no file yet); otherwise one row per step before
+/// `start`, under the current header (rows from an older layout padded with NaN). Rows a killed
+/// run wrote after its last checkpoint were trained again on resuming: where the steps go back,
+/// the later rows replace the earlier ones, as they do for the steps from `start` on now.
 /// Replaced atomically (written beside it and renamed).
 fn prepare_loss_csv(path: &Path, start: usize) -> Result<(), TrainError> {
     let columns = LOSS_CSV_HEADER.split(',').count();
-    let mut text = String::from(LOSS_CSV_HEADER);
-    text.push('\n');
-    if start > 0 {
+    let mut rows: Vec<(usize, &str)> = Vec::new();
+    let old = if start > 0 {
         match std::fs::read_to_string(path) {
-            Ok(old) => {
-                for (i, line) in old.lines().enumerate().skip(1) {
-                    let step = line.split(',').next().and_then(|v| v.parse::<usize>().ok());
-                    let Some(step) = step else {
-                        return Err(TrainError::config(
-                            path,
-                            format!("line {}: {line:?} does not start with a step number", i + 1),
-                        ));
-                    };
-                    if step >= start {
-                        continue;
-                    }
-                    text.push_str(line);
-                    for _ in line.split(',').count()..columns {
-                        text.push_str(",NaN");
-                    }
-                    text.push('\n');
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(old) => old,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(TrainError::io(path, e)),
         }
+    } else {
+        String::new()
+    };
+    for (i, line) in old.lines().enumerate().skip(1) {
+        let step = line.split(',').next().and_then(|v| v.parse::<usize>().ok());
+        let Some(step) = step else {
+            return Err(TrainError::config(
+                path,
+                format!("line {}: {line:?} does not start with a step number", i + 1),
+            ));
+        };
+        while rows.last().is_some_and(|r| r.0 >= step) {
+            rows.pop();
+        }
+        rows.push((step, line));
+    }
+    let mut text = String::from(LOSS_CSV_HEADER);
+    text.push('\n');
+    for (_, line) in rows.iter().take_while(|r| r.0 < start) {
+        text.push_str(line);
+        for _ in line.split(',').count()..columns {
+            text.push_str(",NaN");
+        }
+        text.push('\n');
     }
     let tmp = path.with_extension("csv.partial");
     std::fs::write(&tmp, text).map_err(|e| TrainError::io(&tmp, e))?;

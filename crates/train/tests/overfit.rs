@@ -137,13 +137,21 @@ fn overfits_two_embodiments_and_resumes_exactly() {
         s.step + 1 < 100
     })
     .unwrap();
-    // As a run killed after its checkpoint leaves it: rows past the checkpoint's step, and here
-    // also a loss curve from before the grounding column existed. Resuming drops those rows
-    // (they are trained again) and pads the old rows.
-    let old_csv: String = std::fs::read_to_string(run2.join("loss.csv"))
+    // As runs killed after their checkpoints leave it: rows past the checkpoint's step (here
+    // 100 and 101, and earlier 90..=97 logged by a run killed after step 97 and resumed from
+    // 90), and a loss curve from before the grounding column existed. Resuming keeps the later
+    // row of every step, drops those from the checkpoint's step on and pads the old rows.
+    let lines: Vec<String> = std::fs::read_to_string(run2.join("loss.csv"))
         .unwrap()
         .lines()
         .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+        .collect();
+    let stale = (90..98).map(|s| format!("{s},9,9,9,NaN\n"));
+    let old_csv: String = lines[..91]
+        .iter()
+        .cloned()
+        .chain(stale)
+        .chain(lines[91..].iter().cloned())
         .chain(["100,9,9,9,NaN\n".to_string(), "101,9,9,9,NaN\n".to_string()])
         .collect();
     assert!(old_csv.starts_with("step,loss,lr,grad_norm,subgoal_loss\n"));
