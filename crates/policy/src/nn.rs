@@ -473,33 +473,48 @@ impl FeedForward {
 /// runs it as one fused host pass ([`fused_host`]); elsewhere (autodiff, GPU) it is composed
 /// of tensor ops (burn's `gelu_approximate` would run a scalar `powf` and `tanh` per element).
 pub fn gelu_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if let Some(y) = fused_host(&x, fast::gelu_tanh) {
-        return y;
-    }
-    let x3 = x.clone() * x.clone() * x.clone();
-    let inner = (x3 * fast::GELU_CUBIC + x.clone()) * (2.0 * fast::SQRT_2_OVER_PI);
-    x * sigmoid(inner)
+    fused_host(x, fast::gelu_tanh, |x| {
+        let x3 = x.clone() * x.clone() * x.clone();
+        let inner = (x3 * fast::GELU_CUBIC + x.clone()) * (2.0 * fast::SQRT_2_OVER_PI);
+        x * sigmoid(inner)
+    })
 }
 
 /// `x * sigmoid(x)` (swish = SiLU); fused on the host for inference on flex like [`gelu_tanh`].
 pub fn swish<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    fused_host(&x, fast::silu).unwrap_or_else(|| silu(x))
+    fused_host(x, fast::silu, silu)
 }
 
-/// Applies the element-wise `f` to a float32 tensor on the host, in one pass the compiler
-/// vectorizes, when that is free: the tensor lives on the CPU backend (flex, whose data is host
-/// memory) and is not tracked by autodiff. Composed tensor ops instead allocate and run one
-/// scalar pass per op (and flex's `exp` is a libm call per element). `None` otherwise (training,
-/// GPU devices, other dtypes): the caller composes tensor ops.
-fn fused_host<const D: usize>(x: &Tensor<D>, f: fn(&mut [f32])) -> Option<Tensor<D>> {
+/// Elements per task when [`fused_host`] splits a pass over the compute pool (below twice this
+/// the pass runs on the calling thread: a task hand-off costs more than it saves).
+const FUSED_CHUNK: usize = 16 * 1024;
+
+/// Applies the element-wise `f` to a float32 tensor on the host, in place, in passes the
+/// compiler vectorizes, split over the current rayon pool for large tensors, when that is
+/// free: the tensor lives on the CPU backend (flex, whose data is host memory) and is not
+/// tracked by autodiff. A tensor nothing else holds is taken over without a copy. Composed
+/// tensor ops instead allocate and run one single-threaded scalar pass per op (and flex's `exp`
+/// is a libm call per element). Otherwise (training, GPU devices, other dtypes) `composed`, the
+/// same function as tensor ops.
+fn fused_host<const D: usize>(
+    x: Tensor<D>,
+    f: fn(&mut [f32]),
+    composed: impl FnOnce(Tensor<D>) -> Tensor<D>,
+) -> Tensor<D> {
     let device = x.device();
     if x.is_autodiff() || device != Device::flex() || x.dtype() != burn::tensor::DType::F32 {
-        return None;
+        return composed(x);
     }
-    let shape = x.shape();
-    let mut v = x.clone().into_data().try_into_vec::<f32>().ok()?;
-    f(&mut v);
-    Some(Tensor::from_data(TensorData::new(v, shape), &device))
+    let mut data = x.into_data();
+    match data.as_mut_slice::<f32>() {
+        Ok(v) if v.len() >= 2 * FUSED_CHUNK => {
+            use rayon::prelude::*;
+            v.par_chunks_mut(FUSED_CHUNK).for_each(f);
+        }
+        Ok(v) => f(v),
+        Err(_) => return composed(Tensor::from_data(data, &device)),
+    }
+    Tensor::from_data(data, &device)
 }
 
 /// Branch-free float32 element-wise kernels that the compiler vectorizes (baseline SSE2 and up).
@@ -631,5 +646,26 @@ mod fused_tests {
         let one = Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), &device);
         assert!((host(gelu_tanh(one.clone()))[0] - 0.841_192).abs() < 1e-6);
         assert!((host(swish(one))[0] - 0.731_058_6).abs() < 1e-6);
+    }
+
+    /// A tensor large enough to be split over the pool gives the same bits as one serial pass,
+    /// and a tensor that is still held elsewhere is copied, not changed under its other holder.
+    #[test]
+    fn split_fused_pass_equals_the_serial_pass_and_leaves_shared_tensors_alone() {
+        let device = Device::flex();
+        let n = 2 * FUSED_CHUNK + 12_345;
+        let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 * 0.004 - 4.0).collect();
+        let x = Tensor::<2>::from_data(TensorData::new(v.clone(), [1, n]), &device);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (g, s) = pool.install(|| (host(gelu_tanh(x.clone())), host(swish(x.clone()))));
+        let (mut g_want, mut s_want) = (v.clone(), v.clone());
+        fast::gelu_tanh(&mut g_want);
+        fast::silu(&mut s_want);
+        assert!(g == g_want, "gelu_tanh split pass differs from the serial pass");
+        assert!(s == s_want, "swish split pass differs from the serial pass");
+        assert_eq!(host(x), v, "the input, still held here, was changed");
     }
 }

@@ -691,7 +691,9 @@ pub struct Qwen3Layer {
 #[derive(Debug, Clone)]
 pub struct Rope {
     cos: Tensor<4>,
-    sin: Tensor<4>,
+    /// `[-sin, sin]` over the two halves of the head: `rotate_half(x)·sin` is
+    /// `[x₂, x₁]·[-sin, sin]` (the same products, no negation pass).
+    sin_signed: Tensor<4>,
 }
 
 impl Rope {
@@ -705,28 +707,29 @@ impl Rope {
         let mut cos = Vec::with_capacity(t * hd);
         let mut sin = Vec::with_capacity(t * hd);
         for p in 0..t {
-            for _half in 0..2 {
+            for sign in [-1.0f32, 1.0] {
                 for f in &inv {
                     let a = p as f32 * f;
                     cos.push(a.cos());
-                    sin.push(a.sin());
+                    sin.push(sign * a.sin());
                 }
             }
         }
         Self {
             cos: Tensor::from_data(TensorData::new(cos, [1, 1, t, hd]), device),
-            sin: Tensor::from_data(TensorData::new(sin, [1, 1, t, hd]), device),
+            sin_signed: Tensor::from_data(TensorData::new(sin, [1, 1, t, hd]), device),
         }
     }
 
-    /// `x [B, h, T, hd]` → `x·cos + rotate_half(x)·sin`.
+    /// `x [B, h, T, hd]` → `x·cos + rotate_half(x)·sin`, where `rotate_half(x) = [-x₂, x₁]`.
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, t, hd] = x.dims();
         let half = hd / 2;
         let x1 = x.clone().slice_dim(3, 0..half);
         let x2 = x.clone().slice_dim(3, half..hd);
-        let rot = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * self.cos.clone().slice_dim(2, 0..t) + rot * self.sin.clone().slice_dim(2, 0..t)
+        let swapped = Tensor::cat(vec![x2, x1], 3);
+        x * self.cos.clone().slice_dim(2, 0..t)
+            + swapped * self.sin_signed.clone().slice_dim(2, 0..t)
     }
 }
 
@@ -988,8 +991,14 @@ impl Qwen3 {
             }
         }
         let heads = c.num_attention_heads;
-        let bias = Tensor::<4>::from_data(TensorData::new(bias, [b, 1, t, t]), &device)
-            .expand([b, heads, t, t]);
+        let bias = Tensor::<4>::from_data(TensorData::new(bias, [b, 1, t, t]), &device);
+        // flex's attention broadcasts a bias over heads in place; other backends get it at full
+        // size (an expanded view, which flex would copy out per layer).
+        let bias = if device == Device::flex() {
+            bias
+        } else {
+            bias.expand([b, heads, t, t])
+        };
         let mut hidden_states = vec![x.clone()];
         let mut x = x;
         for layer in &self.layers {
