@@ -204,6 +204,9 @@ pub struct EpisodeResult {
     /// (world frame). `None` without a
     /// subgoal head, a plan, or a label (the destination is not an object).
     pub subgoal_error_m: Option<[f64; 2]>,
+    /// Closest a grasp site came to the named object's origin during the episode, m (world
+    /// frame); `None` for a robot without grasp sites.
+    pub closest_approach_m: Option<f64>,
 }
 
 /// Plans judged for the subgoal error: those of the first second (simulated), ns.
@@ -268,6 +271,8 @@ pub struct Summary {
     pub boundary_jump_p95_rad: Option<f64>,
     /// Mean over episodes of System 2's subgoal error (object, destination), m.
     pub subgoal_error_m: Option<[f64; 2]>,
+    /// Median over episodes of the closest approach of a grasp site to the named object, m.
+    pub closest_approach_median_m: Option<f64>,
     /// Success per instruction template: (episodes, successes).
     pub templates: BTreeMap<String, (usize, usize)>,
 }
@@ -292,6 +297,8 @@ pub fn summarize(condition: Condition, task: &str, eps: &[&EpisodeResult]) -> Su
         .collect();
     jumps.sort_by(f64::total_cmp);
     let sg: Vec<[f64; 2]> = eps.iter().filter_map(|e| e.subgoal_error_m).collect();
+    let mut reach: Vec<f64> = eps.iter().filter_map(|e| e.closest_approach_m).collect();
+    reach.sort_by(f64::total_cmp);
     let mut templates: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for e in eps {
         let t = templates.entry(e.template.clone()).or_default();
@@ -324,6 +331,14 @@ pub fn summarize(condition: Condition, task: &str, eps: &[&EpisodeResult]) -> Su
                 sg.iter().map(|e| e[0]).sum::<f64>() / n,
                 sg.iter().map(|e| e[1]).sum::<f64>() / n,
             ]
+        }),
+        closest_approach_median_m: (!reach.is_empty()).then(|| {
+            let m = reach.len() / 2;
+            if reach.len() % 2 == 1 {
+                reach[m]
+            } else {
+                0.5 * (reach[m - 1] + reach[m])
+            }
         }),
         templates,
     }
@@ -736,6 +751,7 @@ fn run_closed_loop(
         clamp_events: c.count(SafetyEventKind::Clamped),
         boundary_jumps_rad: jumps,
         subgoal_error_m: (sg_n > 0).then(|| [sg_sum[0] / sg_n as f64, sg_sum[1] / sg_n as f64]),
+        closest_approach_m: monitor.closest_approach(),
     })
 }
 
@@ -794,6 +810,7 @@ fn run_expert(env: &TaskEnv, ep: &EpisodeSetup, lc: &LoopConfig) -> Result<Episo
         clamp_events: 0,
         boundary_jumps_rad: Vec::new(),
         subgoal_error_m: None,
+        closest_approach_m: monitor.as_ref().and_then(EpisodeMonitor::closest_approach),
     })
 }
 
@@ -1061,8 +1078,8 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
         pct(r.ci95_low),
         pct(r.ci95_high)
     ));
-    s.push_str("| condition | task | episodes | success | 95 % CI | time to success | picked named object | failures | chunk-boundary jump mean / p95 | S2 subgoal error (first 1 s) object / destination |\n");
-    s.push_str("|---|---|---:|---:|---|---:|---:|---|---:|---:|\n");
+    s.push_str("| condition | task | episodes | success | 95 % CI | time to success | picked named object | failures | chunk-boundary jump mean / p95 | S2 subgoal error (first 1 s) object / destination | closest approach to the object (median) |\n");
+    s.push_str("|---|---|---:|---:|---|---:|---:|---|---:|---:|---:|\n");
     for m in &r.summaries {
         let failures: Vec<String> = m
             .failures
@@ -1071,7 +1088,7 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} – {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} – {} | {} | {} | {} | {} | {} | {} |\n",
             m.condition.name(),
             m.task,
             m.episodes,
@@ -1096,6 +1113,8 @@ pub fn markdown(r: &EvalReport, plots: &[String]) -> String {
                 o * 100.0,
                 d * 100.0
             )),
+            m.closest_approach_median_m
+                .map_or("–".into(), |r| format!("{:.1} cm", r * 100.0)),
         ));
     }
     for p in plots {
@@ -1236,6 +1255,7 @@ mod tests {
             clamp_events: 0,
             boundary_jumps_rad: vec![0.1, 0.3],
             subgoal_error_m: Some(if success { [0.01, 0.03] } else { [0.05, 0.07] }),
+            closest_approach_m: Some(if success { 0.01 } else { 0.2 }),
         }
     }
 
@@ -1268,6 +1288,10 @@ mod tests {
             (o - 0.03).abs() < 1e-12 && (d - 0.05).abs() < 1e-12,
             "{o} {d}"
         );
+        // Closest approach: median of 0.01, 0.01, 0.2, 0.2; of an odd count, the middle one.
+        assert!((s.closest_approach_median_m.unwrap() - 0.105).abs() < 1e-12);
+        let s3 = summarize(Condition::Policy, "pick_place", &refs[..3]);
+        assert_eq!(s3.closest_approach_median_m, Some(0.01));
     }
 
     #[test]

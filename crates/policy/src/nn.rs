@@ -654,7 +654,9 @@ mod fused_tests {
     fn split_fused_pass_equals_the_serial_pass_and_leaves_shared_tensors_alone() {
         let device = Device::flex();
         let n = 2 * FUSED_CHUNK + 12_345;
-        let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 * 0.004 - 4.0).collect();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 2001) as f32 * 0.004 - 4.0)
+            .collect();
         let x = Tensor::<2>::from_data(TensorData::new(v.clone(), [1, n]), &device);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -664,7 +666,10 @@ mod fused_tests {
         let (mut g_want, mut s_want) = (v.clone(), v.clone());
         fast::gelu_tanh(&mut g_want);
         fast::silu(&mut s_want);
-        assert!(g == g_want, "gelu_tanh split pass differs from the serial pass");
+        assert!(
+            g == g_want,
+            "gelu_tanh split pass differs from the serial pass"
+        );
         assert!(s == s_want, "swish split pass differs from the serial pass");
         assert_eq!(host(x), v, "the input, still held here, was changed");
     }

@@ -89,6 +89,10 @@ pub struct EpisodeMonitor {
     object_held: bool,
     success_at: Option<f64>,
     last_check: Result<(), String>,
+    /// The robot's grasp sites (links named `*_grasp_site`).
+    sites: Vec<bicameral_robot::LinkId>,
+    /// Closest distance so far from a grasp site to the named object's origin, m.
+    closest: f64,
 }
 
 impl EpisodeMonitor {
@@ -116,6 +120,15 @@ impl EpisodeMonitor {
             object_held: false,
             success_at: None,
             last_check: Err("not observed yet".into()),
+            sites: world
+                .model()
+                .links
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.name.ends_with("_grasp_site"))
+                .map(|(i, _)| i)
+                .collect(),
+            closest: f64::INFINITY,
         }
     }
 
@@ -166,6 +179,12 @@ impl EpisodeMonitor {
             })
             .collect();
         self.object_held = held.contains(&self.object);
+        if let Some(p) = world.object_pose(&self.object) {
+            for &site in &self.sites {
+                let d = (world.link_pose(site).translation.vector - p.translation.vector).norm();
+                self.closest = self.closest.min(d);
+            }
+        }
         for (name, p0) in &self.start {
             if !held.contains(name) {
                 continue;
@@ -204,6 +223,14 @@ impl EpisodeMonitor {
     /// Whether the first object lifted was the named one (`None`: nothing was lifted).
     pub fn picked_named(&self) -> Option<bool> {
         self.first_lift.as_ref().map(|(n, _)| *n == self.object)
+    }
+
+    /// Closest the robot's grasp sites (links named `*_grasp_site`) came to the named object's
+    /// origin over the ticks observed, m (world frame); `None` before the first tick or for a
+    /// robot without grasp sites. Tells a grasp closed in the wrong place (a few cm) from an arm
+    /// that never reached the object (tens of cm).
+    pub fn closest_approach(&self) -> Option<f64> {
+        self.closest.is_finite().then_some(self.closest)
     }
 
     /// Whether the named object was ever lifted.

@@ -453,6 +453,35 @@ fn the_monitor_names_why_an_episode_failed() {
         m.cause(&env.spec, &ep, &w, Ending::TimeLimit),
         Some(FailureCause::MissedGrasp)
     );
+    // Closest approach of a grasp site to the object: the idle arms stay where they were.
+    let site_distance = |w: &bicameral_sim::SimWorld| {
+        let p = w.object_pose(&ep.object).unwrap().translation.vector;
+        ["left_grasp_site", "right_grasp_site"]
+            .iter()
+            .map(|n| {
+                (w.link_pose(w.model().link_id(n).unwrap())
+                    .translation
+                    .vector
+                    - p)
+                    .norm()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let idle = m.closest_approach().unwrap();
+    assert!(idle > 0.1, "idle arms {idle} m from the object");
+    assert!((idle - site_distance(&w)).abs() < 0.01, "{idle}");
+    // Brought to 2 cm of a grasp site for one tick, then put back: the minimum is kept.
+    let site = w
+        .link_pose(w.model().link_id("right_grasp_site").unwrap())
+        .translation
+        .vector;
+    let back = w.object_pose(&ep.object).unwrap();
+    assert!(w.set_object_pose(&ep.object, &at(site.x, site.y, site.z - 0.02)));
+    m.observe(&env.spec, &ep, &w);
+    assert!(w.set_object_pose(&ep.object, &back));
+    m.observe(&env.spec, &ep, &w);
+    let near = m.closest_approach().unwrap();
+    assert!(near <= 0.0201 && near < idle, "{near}");
     assert_eq!(
         m.cause(&env.spec, &ep, &w, Ending::SafetyStop),
         Some(FailureCause::SafetyStop)
