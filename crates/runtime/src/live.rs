@@ -476,6 +476,31 @@ pub fn spawn_action<A: ActionPolicy + 'static>(
     })
 }
 
+/// A run of consecutive failures of one device call, for logging it without a flood (the
+/// bridge calls the device at the control rate: a disconnected robot fails 500 times a second;
+/// every failure is still counted in the node's errors).
+#[derive(Debug, Default)]
+struct ErrorStreak {
+    n: u64,
+}
+
+impl ErrorStreak {
+    /// Failures logged at the start of a run, then one in this many.
+    const EVERY: u64 = 500;
+
+    /// Counts a failure; `Some(run length)` when this one should be logged (the first three of
+    /// a run, then every [`Self::EVERY`]th).
+    fn fail(&mut self) -> Option<u64> {
+        self.n += 1;
+        (self.n <= 3 || self.n.is_multiple_of(Self::EVERY)).then_some(self.n)
+    }
+
+    /// A success; `Some(run length)` when it ends a run of failures.
+    fn ok(&mut self) -> Option<u64> {
+        (self.n > 0).then(|| std::mem::take(&mut self.n))
+    }
+}
+
 /// Hands one executor command to the device (if any) and publishes it.
 fn forward_command(
     cmd: &crate::executor::Command,
@@ -483,12 +508,26 @@ fn forward_command(
     msg: &mut JointCommand,
     publisher: &mut bicameral_transport::Publisher<JointCommand>,
     st: &NodeStats,
+    write_errors: &mut ErrorStreak,
 ) {
-    if let Some(hal) = hal
-        && let Err(e) = hal.write_command(cmd)
-    {
-        st.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(device = hal.name(), error = %e, "commanding the robot failed");
+    if let Some(hal) = hal {
+        match hal.write_command(cmd) {
+            Ok(()) => {
+                if let Some(n) = write_errors.ok() {
+                    tracing::warn!(
+                        device = hal.name(),
+                        failed = n,
+                        "commanding the robot works again"
+                    );
+                }
+            }
+            Err(e) => {
+                st.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = write_errors.fail() {
+                    tracing::error!(device = hal.name(), error = %e, in_a_row = n, "commanding the robot failed");
+                }
+            }
+        }
     }
     msg.header.stamp_ns = cmd.stamp_ns;
     msg.position.clone_from(&cmd.position);
@@ -614,10 +653,21 @@ pub fn spawn_executor_bridge(
         let state_every = ((rate_hz / 100.0).round() as u64).max(1);
         let mut tick: u64 = 0;
         let mut commanded = false;
+        let (mut read_errors, mut write_errors) = (ErrorStreak::default(), ErrorStreak::default());
         while !s.load(Ordering::Relaxed) {
             tick += 1;
             if let Some((hal, tx, publisher, q)) = &mut hal_io {
-                match hal.read_state(q) {
+                let read = hal.read_state(q);
+                if read.is_ok()
+                    && let Some(n) = read_errors.ok()
+                {
+                    tracing::warn!(
+                        device = hal.name(),
+                        failed = n,
+                        "reading the robot works again"
+                    );
+                }
+                match read {
                     Ok(true) => {
                         if tx.send(q).is_err() {
                             st.errors.fetch_add(1, Ordering::Relaxed);
@@ -637,14 +687,16 @@ pub fn spawn_executor_bridge(
                     Ok(false) => {}
                     Err(e) => {
                         st.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(device = hal.name(), error = %e, "reading the robot failed");
+                        if let Some(n) = read_errors.fail() {
+                            tracing::error!(device = hal.name(), error = %e, in_a_row = n, "reading the robot failed");
+                        }
                     }
                 }
             }
             if commands.recv_into(&mut cmd) {
                 commanded = true;
                 let hal = hal_io.as_mut().map(|(hal, ..)| hal);
-                forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st);
+                forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st, &mut write_errors);
             }
             for kind in SafetyEventKind::ALL {
                 let n = counters.count(kind);
@@ -693,7 +745,7 @@ pub fn spawn_executor_bridge(
             while Instant::now() < until {
                 if commands.recv_into(&mut cmd) {
                     let hal = hal_io.as_mut().map(|(hal, ..)| hal);
-                    forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st);
+                    forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st, &mut write_errors);
                     if cmd.velocity.iter().all(|v| v.abs() < 1e-9) {
                         break;
                     }
@@ -704,7 +756,7 @@ pub fn spawn_executor_bridge(
             cmd.velocity.iter_mut().for_each(|v| *v = 0.0);
             cmd.stamp_ns = clock.now_ns();
             let hal = hal_io.as_mut().map(|(hal, ..)| hal);
-            forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st);
+            forward_command(&cmd, hal, &mut msg, &mut cmd_pub, &st, &mut write_errors);
         }
         Ok(())
     })?;
@@ -714,4 +766,23 @@ pub fn spawn_executor_bridge(
         threads: vec![thread],
         stats,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorStreak;
+
+    /// A device failing at the control rate is logged at the start of the run and then once per
+    /// `EVERY` failures; a success ends the run (and says how long it was) and a new run is
+    /// logged from its start again.
+    #[test]
+    fn error_streaks_log_the_start_then_every_500th() {
+        let mut e = ErrorStreak::default();
+        assert_eq!(e.ok(), None, "no run to end");
+        let logged: Vec<u64> = (0..1500).filter_map(|_| e.fail()).collect();
+        assert_eq!(logged, [1, 2, 3, 500, 1000, 1500]);
+        assert_eq!(e.ok(), Some(1500));
+        assert_eq!(e.ok(), None);
+        assert_eq!(e.fail(), Some(1));
+    }
 }
