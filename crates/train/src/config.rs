@@ -256,6 +256,11 @@ pub struct TrainConfig {
     /// System 2, trained jointly (absent: System 1 alone on its learned null plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planner: Option<PlannerSize>,
+    /// Episodes held out of training at the end of each demonstration dataset (its last
+    /// `validation_episodes`); at every checkpoint their flow-matching (and subgoal) loss is
+    /// written to `val.csv`. 0 (default) = no validation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub validation_episodes: usize,
 }
 
 impl TrainConfig {

@@ -95,14 +95,19 @@ pub struct StepInfo {
 /// Header of `loss.csv`.
 pub const LOSS_CSV_HEADER: &str = "step,loss,lr,grad_norm,subgoal_loss,grounding_loss";
 
-/// Makes `path` the loss curve of a run that continues at step `start`: a fresh file with the
-/// header when `start` is 0 (or when there is no file yet); otherwise one row per step before
-/// `start`, under the current header (rows from an older layout padded with NaN). Rows a killed
-/// run wrote after its last checkpoint were trained again on resuming: where the steps go back,
-/// the later rows replace the earlier ones, as they do for the steps from `start` on now.
-/// Replaced atomically (written beside it and renamed).
-fn prepare_loss_csv(path: &Path, start: usize) -> Result<(), TrainError> {
-    let columns = LOSS_CSV_HEADER.split(',').count();
+/// Header of `val.csv` (written at checkpoints when `validation_episodes` > 0): the step, and
+/// the held-out frames' mean flow-matching and subgoal loss (NaN without a subgoal head).
+pub const VAL_CSV_HEADER: &str = "step,val_loss,val_subgoal_loss";
+
+/// Makes `path` a curve (`header`, then rows starting with a step) of a run that continues at
+/// step `start`: a fresh file with the header when `start` is 0 (or when there is no file
+/// yet); otherwise one row per step before `start`, under the current header (rows from an
+/// older layout padded with NaN). Rows a killed run wrote after its last checkpoint were
+/// trained again on resuming: where the steps go back, the later rows replace the earlier
+/// ones, as they do for the steps from `start` on now. Replaced atomically (written beside it
+/// and renamed).
+fn prepare_csv(path: &Path, header: &str, start: usize) -> Result<(), TrainError> {
+    let columns = header.split(',').count();
     let mut rows: Vec<(usize, &str)> = Vec::new();
     let old = if start > 0 {
         match std::fs::read_to_string(path) {
@@ -126,7 +131,7 @@ fn prepare_loss_csv(path: &Path, start: usize) -> Result<(), TrainError> {
         }
         rows.push((step, line));
     }
-    let mut text = String::from(LOSS_CSV_HEADER);
+    let mut text = String::from(header);
     text.push('\n');
     for (_, line) in rows.iter().take_while(|r| r.0 < start) {
         text.push_str(line);
@@ -498,6 +503,128 @@ fn open_sources(datasets: &[PathBuf]) -> Result<(Vec<Source>, Normalizer), Train
     Ok((sources, norm))
 }
 
+/// The losses of one batch (autodiff graphs where they train).
+struct BatchLosses {
+    /// Flow-matching loss over the `b` demonstration rows.
+    flow: Tensor<1>,
+    /// Subgoal loss over every labeled row (demonstration and grounding), when the planner has
+    /// a subgoal head that trains.
+    subgoal: Option<Tensor<1>>,
+    /// Subgoal loss over the grounding rows alone (NaN without them), detached.
+    grounding: f32,
+}
+
+/// Runs `model` on `batch` (`b` demonstration rows, then any grounding rows) with flow times
+/// and noise drawn from `rng` (in that order).
+fn batch_losses(
+    model: &Policy,
+    batch: Batch,
+    b: usize,
+    rng: &mut Rng,
+    device: &Device,
+    subgoal_weight: f32,
+) -> Result<BatchLosses, TrainError> {
+    let hc = &model.head.config;
+    let h = hc.action_horizon;
+    let t: Vec<f32> = (0..b)
+        .map(|_| {
+            let u = beta(rng, hc.noise_beta_alpha, hc.noise_beta_beta);
+            ((hc.noise_s - u) / hc.noise_s) as f32
+        })
+        .collect();
+    let noise = rng.normal_vec(b * h * hc.action_dim);
+    let mut grounding = f32::NAN;
+    let (plan, subgoal) = match (&model.planner, batch.observation) {
+        (Some(planner), Some(obs)) => {
+            let out = planner.forward(obs.pixels, &obs.prompts)?;
+            let sg = match out.subgoal {
+                Some(pred) if subgoal_weight > 0.0 => {
+                    let m = obs.subgoal_mask;
+                    let d = (pred - obs.subgoal) * m.clone();
+                    let rows = d.dims()[0];
+                    if rows > b {
+                        // The grounding rows alone (first frames of held-apart scenes, where
+                        // nothing but the image and the words tell where things are),
+                        // detached: for the loss curve only.
+                        let dg = d.clone().detach().slice_dim(0, b..rows);
+                        let ng = m
+                            .clone()
+                            .detach()
+                            .slice_dim(0, b..rows)
+                            .sum()
+                            .clamp_min(1.0);
+                        grounding = (dg.square().sum() / ng).into_scalar::<f32>();
+                    }
+                    let n = m.sum().clamp_min(1.0);
+                    Some(d.square().sum() / n)
+                }
+                _ => None,
+            };
+            // Grounding rows (after the first b) train only the subgoal loss.
+            let tokens = if out.tokens.dims()[0] > b {
+                out.tokens.slice_dim(0, 0..b)
+            } else {
+                out.tokens
+            };
+            (tokens, sg)
+        }
+        _ => (model.plan(b), None),
+    };
+    let out = model.head.flow_matching_loss(
+        plan,
+        batch.state,
+        &batch.embodiment,
+        batch.actions,
+        Tensor::from_data(TensorData::new(noise, [b, h, hc.action_dim]), device),
+        Tensor::from_data(TensorData::new(t, [b]), device),
+        batch.mask,
+    )?;
+    Ok(BatchLosses {
+        flow: out.loss,
+        subgoal,
+        grounding,
+    })
+}
+
+/// Validation batches per evaluation (each `batch_size` frames).
+const VALIDATION_BATCHES: u64 = 4;
+
+/// Mean flow-matching and subgoal loss of `model` on the held-out frames: the same
+/// [`VALIDATION_BATCHES`] batches (frames, flow times and noise drawn from fixed streams) at
+/// every evaluation, so the curve compares like with like.
+#[allow(clippy::too_many_arguments)]
+fn validation_losses(
+    model: &Policy,
+    sources: &[Source],
+    frames: &[(usize, usize, usize)],
+    cameras: &[String],
+    config: &TrainConfig,
+    device: &Device,
+    subgoal_weight: f32,
+) -> Result<(f32, f32), TrainError> {
+    let b = config.batch_size;
+    let h = model.head.config.action_horizon;
+    let (mut flow, mut sg, mut n_sg) = (0.0f64, 0.0f64, 0usize);
+    for k in 0..VALIDATION_BATCHES {
+        let mut rng = step_rng(config.seed ^ 0x7a11_da7e, k);
+        let batch = sample_batch(
+            sources, frames, None, model, cameras, h, b, &mut rng, device,
+        )?;
+        let l = batch_losses(model, batch, b, &mut rng, device, subgoal_weight)?;
+        flow += f64::from(l.flow.into_scalar::<f32>());
+        if let Some(s) = l.subgoal {
+            sg += f64::from(s.into_scalar::<f32>());
+            n_sg += 1;
+        }
+    }
+    let mean_sg = if n_sg > 0 {
+        (sg / n_sg as f64) as f32
+    } else {
+        f32::NAN
+    };
+    Ok(((flow / VALIDATION_BATCHES as f64) as f32, mean_sg))
+}
+
 /// Trains System 1 on the LeRobot datasets `datasets` (mixed in every batch, uniformly over
 /// their frames; one embodiment per `robot_type`) with `config`, writing checkpoints to
 /// `out/checkpoint` and the loss curve to `out/loss.csv` ([`LOSS_CSV_HEADER`]). With
@@ -541,10 +668,25 @@ pub fn train(
             ));
         }
     };
-    let mut frames = Vec::new();
+    let (mut frames, mut val_frames) = (Vec::new(), Vec::new());
+    let held_out = config.validation_episodes;
     for (i, s) in sources.iter().enumerate() {
-        for e in 0..s.ds.num_episodes() {
-            frames.extend((0..s.ds.episode_len(e)).map(|t| (i, e, t)));
+        let n = s.ds.num_episodes();
+        if held_out > 0 && n <= held_out {
+            return Err(TrainError::Dataset {
+                dir: datasets[i].clone(),
+                message: format!(
+                    "has {n} episodes: too few to hold out validation_episodes = {held_out} and train on the rest"
+                ),
+            });
+        }
+        for e in 0..n {
+            let into = if e >= n - held_out {
+                &mut val_frames
+            } else {
+                &mut frames
+            };
+            into.extend((0..s.ds.episode_len(e)).map(|t| (i, e, t)));
         }
     }
     if frames.is_empty() {
@@ -635,11 +777,24 @@ pub fn train(
     let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let csv_path = out.join("loss.csv");
-    prepare_loss_csv(&csv_path, start)?;
+    prepare_csv(&csv_path, LOSS_CSV_HEADER, start)?;
     let mut csv = std::fs::OpenOptions::new()
         .append(true)
         .open(&csv_path)
         .map_err(|e| TrainError::io(&csv_path, e))?;
+    // Validation rows are written at checkpoints: the one resumed from is kept.
+    let val_path = out.join("val.csv");
+    let mut val_csv = if val_frames.is_empty() {
+        None
+    } else {
+        prepare_csv(&val_path, VAL_CSV_HEADER, start + 1)?;
+        Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&val_path)
+                .map_err(|e| TrainError::io(&val_path, e))?,
+        )
+    };
 
     let mut model = model;
     let hc = model.head.config.clone();
@@ -662,60 +817,11 @@ pub fn train(
             &mut rng,
             &device,
         )?;
-        let t: Vec<f32> = (0..b)
-            .map(|_| {
-                let u = beta(&mut rng, hc.noise_beta_alpha, hc.noise_beta_beta);
-                ((hc.noise_s - u) / hc.noise_s) as f32
-            })
-            .collect();
-        let noise = rng.normal_vec(b * h * hc.action_dim);
-        let mut grounding_loss = f32::NAN;
-        let (plan, subgoal_loss) = match (&model.planner, batch.observation) {
-            (Some(planner), Some(obs)) => {
-                let out = planner.forward(obs.pixels, &obs.prompts)?;
-                let sg = match out.subgoal {
-                    Some(pred) if subgoal_weight > 0.0 => {
-                        let m = obs.subgoal_mask;
-                        let d = (pred - obs.subgoal) * m.clone();
-                        let rows = d.dims()[0];
-                        if rows > b {
-                            // The grounding rows alone (first frames of held-apart scenes, where
-                            // nothing but the image and the words tell where things are),
-                            // detached: for the loss curve only.
-                            let dg = d.clone().detach().slice_dim(0, b..rows);
-                            let ng = m
-                                .clone()
-                                .detach()
-                                .slice_dim(0, b..rows)
-                                .sum()
-                                .clamp_min(1.0);
-                            grounding_loss = (dg.square().sum() / ng).into_scalar::<f32>();
-                        }
-                        let n = m.sum().clamp_min(1.0);
-                        Some(d.square().sum() / n)
-                    }
-                    _ => None,
-                };
-                // Grounding rows (after the first b) train only the subgoal loss.
-                let tokens = if out.tokens.dims()[0] > b {
-                    out.tokens.slice_dim(0, 0..b)
-                } else {
-                    out.tokens
-                };
-                (tokens, sg)
-            }
-            _ => (model.plan(b), None),
-        };
-        let out_loss = model.head.flow_matching_loss(
-            plan,
-            batch.state,
-            &batch.embodiment,
-            batch.actions,
-            Tensor::from_data(TensorData::new(noise, [b, h, hc.action_dim]), &device),
-            Tensor::from_data(TensorData::new(t, [b]), &device),
-            batch.mask,
-        )?;
-        let flow_loss = out_loss.loss;
+        let BatchLosses {
+            flow: flow_loss,
+            subgoal: subgoal_loss,
+            grounding: grounding_loss,
+        } = batch_losses(&model, batch, b, &mut rng, &device, subgoal_weight)?;
         let loss = flow_loss.clone().into_scalar::<f32>();
         let (total, subgoal_loss) = match subgoal_loss {
             Some(sg) => {
@@ -755,6 +861,21 @@ pub fn train(
         let done = step + 1;
         if done % config.checkpoint_every == 0 || done == config.steps || !go_on {
             csv.flush().map_err(|e| TrainError::io(&csv_path, e))?;
+            if let Some(v) = &mut val_csv {
+                let (val_loss, val_subgoal) = validation_losses(
+                    ema.as_ref().unwrap_or(&model),
+                    &sources,
+                    &val_frames,
+                    &cameras,
+                    config,
+                    &device,
+                    subgoal_weight,
+                )?;
+                tracing::info!(step = done, val_loss, val_subgoal, "validation");
+                writeln!(v, "{done},{val_loss},{val_subgoal}")
+                    .and_then(|()| v.flush())
+                    .map_err(|e| TrainError::io(&val_path, e))?;
+            }
             let state = TrainState {
                 raw: ema.as_ref().map(|_| &model),
                 optimized: &model,

@@ -44,5 +44,6 @@ pub fn tiny_config(steps: usize, seed: u64, ema_decay: Option<f64>) -> TrainConf
             ema_decay,
         },
         planner: None,
+        validation_episodes: 0,
     }
 }
