@@ -113,6 +113,13 @@ pub struct PlannerSize {
     /// them). 0 = none.
     #[serde(default)]
     pub grounding_batch: usize,
+    /// Whether demonstration frames train the subgoal head too (default). `false`: only the
+    /// grounding frames do. On demonstration frames the arm's pose and the scene's progress
+    /// give the episode away, and the head can memorize the episode's subgoal instead of
+    /// finding the object (measured on a 4 750-step run: subgoal loss 0.0005 m² on its own
+    /// demonstrations against 0.0078 m² on unseen ones).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub subgoal_from_demos: bool,
 }
 
 /// Values in a subgoal: object position and destination, `[x, y, z]` each (m, world frame).
@@ -120,6 +127,14 @@ pub const SUBGOAL_DIM: usize = 6;
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -135,6 +150,7 @@ impl PlannerSize {
             subgoal_weight: if p.subgoal_weight > 0.0 { 1.0 } else { 0.0 },
             freeze: Vec::new(),
             grounding_batch: 0,
+            subgoal_from_demos: true,
             ..p.clone()
         };
         norm(self) == norm(other)

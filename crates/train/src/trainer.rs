@@ -308,12 +308,14 @@ fn views_of(
     Ok(views)
 }
 
-/// A batch of `b` demonstration frames; with `grounding`, its frames follow them in the
-/// planner's part of the batch (observation rows `b..`), labeled for the subgoal loss only.
+/// A batch of `b` demonstration frames (their subgoal labels kept when `demo_subgoals`); with
+/// `grounding`, its frames follow them in the planner's part of the batch (observation rows
+/// `b..`), labeled for the subgoal loss only.
 #[allow(clippy::too_many_arguments)]
 fn sample_batch(
     sources: &[Source],
     frames: &[(usize, usize, usize)],
+    demo_subgoals: bool,
     grounding: Option<&Grounding>,
     model: &Policy,
     cameras: &[String],
@@ -341,7 +343,7 @@ fn sample_batch(
         if with_images {
             images.push(views_of(&mut s, cameras, src.ds.dir())?);
             tasks.push(std::mem::take(&mut s.task));
-            match &src.subgoals[ep] {
+            match src.subgoals[ep].as_ref().filter(|_| demo_subgoals) {
                 Some(l) => {
                     labels.extend(l);
                     label_mask.extend([1.0f32; SUBGOAL_DIM]);
@@ -607,8 +609,9 @@ fn validation_losses(
     let (mut flow, mut sg, mut n_sg) = (0.0f64, 0.0f64, 0usize);
     for k in 0..VALIDATION_BATCHES {
         let mut rng = step_rng(config.seed ^ 0x7a11_da7e, k);
+        // Held-out demonstrations always score the subgoal (a measurement, whatever trains).
         let batch = sample_batch(
-            sources, frames, None, model, cameras, h, b, &mut rng, device,
+            sources, frames, true, None, model, cameras, h, b, &mut rng, device,
         )?;
         let l = batch_losses(model, batch, b, &mut rng, device, subgoal_weight)?;
         flow += f64::from(l.flow.into_scalar::<f32>());
@@ -775,6 +778,7 @@ pub fn train(
         .map(|p| p.cameras.clone())
         .unwrap_or_default();
     let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
+    let demo_subgoals = config.planner.as_ref().is_none_or(|p| p.subgoal_from_demos);
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let csv_path = out.join("loss.csv");
     prepare_csv(&csv_path, LOSS_CSV_HEADER, start)?;
@@ -809,6 +813,7 @@ pub fn train(
         let batch = sample_batch(
             &sources,
             &frames,
+            demo_subgoals,
             grounding.as_ref(),
             &model,
             &cameras,

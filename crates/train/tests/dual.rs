@@ -155,6 +155,71 @@ fn grounding_frames_train_only_the_subgoal_head() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `subgoal_from_demos = false`: labeled demonstrations no longer train the subgoal head, only
+/// the grounding frames do, so the logged subgoal loss (over the rows that train it) equals the
+/// grounding rows' column; with the default both kinds of row count and the two differ.
+#[test]
+fn subgoal_from_demos_off_leaves_only_grounding_rows() {
+    let dir = tmp("sg_demos");
+    let (demos, scenes) = (dir.join("demos"), dir.join("scenes"));
+    write_dataset(&demos);
+    write_toy(
+        &scenes,
+        (0..EPISODES.len())
+            .map(|ep| {
+                let frames = vec![Frame {
+                    state: vec![0.0, 0.0],
+                    action: vec![0.0, 0.0],
+                    images: vec![image(ep)],
+                }];
+                (
+                    EPISODES[ep].0,
+                    frames,
+                    serde_json::json!({ "subgoal": subgoal(ep) }),
+                )
+            })
+            .collect(),
+    );
+    let device = bicameral_policy::cpu_device();
+    let columns = |run: &str, from_demos: bool| -> Vec<(f32, f32)> {
+        let mut cfg = dual_config(8);
+        let p = cfg.planner.as_mut().unwrap();
+        p.grounding_batch = 4;
+        p.subgoal_from_demos = from_demos;
+        let out = dir.join(run);
+        train(
+            std::slice::from_ref(&demos),
+            std::slice::from_ref(&scenes),
+            &cfg,
+            &out,
+            false,
+            &device,
+            &mut |_| true,
+        )
+        .unwrap();
+        std::fs::read_to_string(out.join("loss.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let v: Vec<f32> = l.split(',').map(|x| x.parse().unwrap()).collect();
+                (v[4], v[5])
+            })
+            .collect()
+    };
+    let off = columns("off", false);
+    assert_eq!(off.len(), 8);
+    for (sg, g) in &off {
+        assert!((sg - g).abs() <= 1e-5 * g.abs().max(1e-6), "{sg} vs {g}");
+    }
+    let on = columns("on", true);
+    assert!(
+        on.iter().any(|(sg, g)| (sg - g).abs() > 1e-3 * g.abs()),
+        "demonstration rows did not count: {on:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// One 2-DoF embodiment; the state is the time only (the same in every episode), so what to do
 /// comes from the instruction (sign) and the image (amplitude).
 fn write_dataset(dir: &Path) {
@@ -235,6 +300,7 @@ fn planner_size(freeze: Vec<PlannerPart>) -> PlannerSize {
         subgoal_queries: 0,
         freeze,
         grounding_batch: 0,
+        subgoal_from_demos: true,
         prompt_template: None,
     }
 }
