@@ -70,6 +70,12 @@ pub struct DatagenArgs {
     /// `ego_view`); default: every camera of the robot.
     #[arg(long, value_delimiter = ',')]
     cameras: Option<Vec<String>>,
+    /// With --scenes: drop the task's one-arm side constraint (`layout.one_arm_band`: the
+    /// expert needs the named object and its destination on one arm's side). Without it a
+    /// planner trained on the scenes can guess the object from the destination's side instead
+    /// of reading the instruction.
+    #[arg(long, requires = "scenes")]
+    any_side: bool,
 }
 
 /// Seed of attempt `k` (SplitMix64 finaliser of the pair).
@@ -330,7 +336,10 @@ pub fn generate(
 
 pub fn run(args: &DatagenArgs) -> Result<()> {
     let root = DataRoot::discover()?;
-    let env = TaskEnv::load(&root, &args.task)?;
+    let mut env = TaskEnv::load(&root, &args.task)?;
+    if args.any_side {
+        env.spec.layout.one_arm_band = None;
+    }
     let format = match args.format {
         FormatArg::V21 => Format::LeRobotV21,
         FormatArg::V3 => Format::LeRobotV30,

@@ -685,6 +685,41 @@ fn datagen_scenes_write_labeled_first_frames() {
         let distinct: std::collections::BTreeSet<&[u8]> = px.chunks(3).collect();
         assert!(distinct.len() > 100, "{} colours", distinct.len());
     }
+    // --any-side: the named object and its destination also land on opposite sides of the
+    // table (y of opposite sign); by default the one-arm band keeps them on one side.
+    let sides = |extra: &[&str], name: &str| -> Vec<bool> {
+        let out = dir.join(name);
+        let res = bicameral()
+            .args([
+                "datagen",
+                "--task",
+                "pick_place",
+                "--scenes",
+                "--episodes",
+                "12",
+            ])
+            .args(["--cameras", "ego_view", "--seed", "5"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            res.status.success(),
+            "{}",
+            String::from_utf8_lossy(&res.stderr)
+        );
+        let ds = bicameral_dataset::Dataset::open(&out).unwrap();
+        (0..ds.num_episodes())
+            .map(|e| {
+                let sg = ds.episode(e).unwrap().meta["subgoal"].clone();
+                let y = |i: usize| sg[i].as_f64().unwrap();
+                y(1) * y(4) < 0.0 && y(1).abs() > 0.03 && y(4).abs() > 0.03
+            })
+            .collect()
+    };
+    assert!(!sides(&[], "one_side").contains(&true));
+    assert!(sides(&["--any-side"], "any_side").contains(&true));
     // The robot's cameras are named in the error.
     let res = bicameral()
         .args(["datagen", "--task", "pick_place", "--scenes"])
