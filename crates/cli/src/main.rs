@@ -14,6 +14,7 @@ mod launch;
 mod plan;
 mod plots;
 mod policy;
+mod score;
 mod serve;
 mod sink;
 mod train;
@@ -81,6 +82,10 @@ enum PolicyCommand {
     /// Run System 2 of a `train dual` checkpoint on camera images (PNG) and an instruction:
     /// plan shape, subgoal, latency.
     Plan(plan::PlanArgs),
+    /// Flow-matching and subgoal loss of a checkpoint on demonstration datasets (JSON), over
+    /// the same fixed batches as training's validation: data it trained on against data it
+    /// never saw.
+    Score(score::ScoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +161,7 @@ fn main() -> Result<()> {
                 PolicyCommand::RunHead(args) => policy::run_head(&args),
                 PolicyCommand::RunVlm(args) => vlm::run_vlm(&args),
                 PolicyCommand::Plan(args) => plan::run(&args),
+                PolicyCommand::Score(args) => score::run(&args),
             })
         }
     }

@@ -147,6 +147,28 @@ fn train_dual_then_plan() {
         "{csv}"
     );
 
+    // policy score: the checkpoint's losses on its dataset (a dual checkpoint: the subgoal
+    // loss too, its labels being in the episodes' metadata when present).
+    let json = ok(
+        &bicameral(&[
+            "policy",
+            "score",
+            "--checkpoint",
+            &s(&ckpt),
+            "--dataset",
+            &s(&data),
+            "--last-episodes",
+            "1",
+        ]),
+        "policy score",
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let flow = v["flow_loss"].as_f64().unwrap();
+    assert!(flow.is_finite() && flow > 0.0, "{v}");
+    let frames = v["frames"].as_u64().unwrap();
+    assert!(frames > 0, "{v}");
+    assert_eq!(v["step"], 30);
+
     // policy plan on a PNG.
     let png = dir.join("view.png");
     std::fs::write(

@@ -26,4 +26,6 @@ pub use checkpoint::{Resumed, TrainState, load_checkpoint, load_training_state, 
 pub use config::{HeadSize, OptimConfig, PlannerPart, PlannerSize, TrainConfig};
 pub use error::TrainError;
 pub use policy::{EmbodimentNorm, Normalizer, Policy, View};
-pub use trainer::{LOSS_CSV_HEADER, StepInfo, TrainReport, VAL_CSV_HEADER, train, train_s1};
+pub use trainer::{
+    LOSS_CSV_HEADER, Score, StepInfo, TrainReport, VAL_CSV_HEADER, score, train, train_s1,
+};

@@ -628,6 +628,96 @@ fn validation_losses(
     Ok(((flow / VALIDATION_BATCHES as f64) as f32, mean_sg))
 }
 
+/// Offline losses of a trained policy on demonstration datasets ([`score`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// Mean flow-matching loss (normalized action space, as in `loss.csv`).
+    pub flow_loss: f32,
+    /// Mean subgoal loss over labeled frames (m²); NaN without a subgoal head or labels.
+    pub subgoal_loss: f32,
+    /// Frames the batches were drawn from.
+    pub frames: usize,
+    /// Frames in the batches (drawn with replacement).
+    pub sampled_frames: usize,
+}
+
+/// Scores `policy` (as loaded from a checkpoint with its training `config`) on the last
+/// `last_episodes` episodes of each of `datasets` (all of them when `None`): the mean
+/// flow-matching and subgoal loss over the same fixed batches [`train`]'s validation uses
+/// (`batch_size` frames each, drawn with `config.seed`). Each dataset's `robot_type` must be
+/// one of the policy's embodiments; the policy's own normalization is applied. Compares a
+/// model on data it trained on with data it never saw.
+pub fn score(
+    policy: &Policy,
+    config: &TrainConfig,
+    datasets: &[PathBuf],
+    last_episodes: Option<usize>,
+    device: &Device,
+) -> Result<Score, TrainError> {
+    let mut sources = Vec::new();
+    let mut frames = Vec::new();
+    for (i, dir) in datasets.iter().enumerate() {
+        let ds = Dataset::open(dir)?;
+        let name = EmbodimentNorm::from_info(ds.info(), dir)?.name;
+        let Some(embodiment) = policy
+            .normalizer
+            .embodiments
+            .iter()
+            .position(|e| e.name == name)
+        else {
+            return Err(TrainError::Dataset {
+                dir: dir.clone(),
+                message: format!(
+                    "robot_type \"{name}\" is not one of the policy's embodiments ({:?})",
+                    policy
+                        .normalizer
+                        .embodiments
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                ),
+            });
+        };
+        let n = ds.num_episodes();
+        for e in n.saturating_sub(last_episodes.unwrap_or(n))..n {
+            frames.extend((0..ds.episode_len(e)).map(|t| (i, e, t)));
+        }
+        let subgoals = (0..n).map(|e| subgoal_label(&ds, e)).collect();
+        sources.push(Source {
+            ds,
+            embodiment,
+            subgoals,
+        });
+    }
+    if frames.is_empty() {
+        return Err(TrainError::config(
+            PathBuf::from("--dataset"),
+            "no frames to score",
+        ));
+    }
+    let cameras = config
+        .planner
+        .as_ref()
+        .map(|p| p.cameras.clone())
+        .unwrap_or_default();
+    let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
+    let (flow_loss, subgoal_loss) = validation_losses(
+        policy,
+        &sources,
+        &frames,
+        &cameras,
+        config,
+        device,
+        subgoal_weight,
+    )?;
+    Ok(Score {
+        flow_loss,
+        subgoal_loss,
+        frames: frames.len(),
+        sampled_frames: VALIDATION_BATCHES as usize * config.batch_size,
+    })
+}
+
 /// Trains System 1 on the LeRobot datasets `datasets` (mixed in every batch, uniformly over
 /// their frames; one embodiment per `robot_type`) with `config`, writing checkpoints to
 /// `out/checkpoint` and the loss curve to `out/loss.csv` ([`LOSS_CSV_HEADER`]). With

@@ -301,6 +301,30 @@ fn validation_episodes_are_held_out_and_scored_at_checkpoints() {
         "held-out loss did not fall: {val}"
     );
 
+    // Scoring the checkpoint offline on the held-out episode reproduces the last validation
+    // row (same batches and weights; inference instead of training kernels, so not bit for
+    // bit); a dataset of another robot is refused by name.
+    let (policy, saved, _) = load_checkpoint(&straight.join("checkpoint"), &device).unwrap();
+    let sc = bicameral_train::score(&policy, &saved, &data, Some(1), &device).unwrap();
+    assert_eq!(sc.frames, 24);
+    assert!(
+        (sc.flow_loss - rows[3].1).abs() < 1e-4 * rows[3].1,
+        "score {} vs validation {}",
+        sc.flow_loss,
+        rows[3].1
+    );
+    assert!(sc.subgoal_loss.is_nan(), "no subgoal head");
+    let all = bicameral_train::score(&policy, &saved, &data, None, &device).unwrap();
+    assert_eq!(all.frames, 4 * 24);
+    write_dataset(&dir.join("gripper"), 1);
+    let err = bicameral_train::score(&policy, &saved, &[dir.join("gripper")], None, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("toy_gripper") && err.contains("toy_arm"),
+        "{err}"
+    );
+
     let resumed = dir.join("resumed");
     train_s1(&data, &cfg, &resumed, false, &device, &mut |s| {
         s.step + 1 < 100
