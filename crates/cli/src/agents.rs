@@ -177,12 +177,7 @@ impl BurnActor {
         let id = policy.normalizer.id(embodiment).with_context(|| {
             format!(
                 "the checkpoint has no embodiment \"{embodiment}\" (it knows {:?})",
-                policy
-                    .normalizer
-                    .embodiments
-                    .iter()
-                    .map(|e| e.name.clone())
-                    .collect::<Vec<_>>()
+                policy.normalizer.names()
             )
         })?;
         let needs_plan = policy.planner.is_some();

@@ -175,6 +175,11 @@ impl Normalizer {
         self.embodiments.iter().position(|e| e.name == name)
     }
 
+    /// The embodiments' names, in id order (for error messages).
+    pub fn names(&self) -> Vec<&str> {
+        self.embodiments.iter().map(|e| e.name.as_str()).collect()
+    }
+
     /// Adds `norm` as a new embodiment or merges it into the one of the same name; returns its id.
     pub fn add(&mut self, norm: EmbodimentNorm) -> Result<usize, String> {
         match self.id(&norm.name) {

@@ -212,6 +212,15 @@ struct Observation {
     subgoal_mask: Tensor<2>,
 }
 
+/// `(source, episode, frame)` of every frame of `episodes` of dataset `ds` (source `i`).
+fn episode_frames(
+    i: usize,
+    ds: &Dataset,
+    episodes: std::ops::Range<usize>,
+) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    episodes.flat_map(move |e| (0..ds.episode_len(e)).map(move |t| (i, e, t)))
+}
+
 /// The subgoal label of an episode: its metadata's `subgoal` array, when it has one.
 fn subgoal_label(ds: &Dataset, episode: usize) -> Option<Vec<f32>> {
     let v = ds.episode_meta(episode).ok()?.get("subgoal")?.as_array()?;
@@ -266,7 +275,7 @@ fn open_grounding(
             .collect();
         for (e, l) in subgoals.iter().enumerate() {
             if l.is_some() {
-                frames.extend((0..ds.episode_len(e)).map(|t| (i, e, t)));
+                frames.extend(episode_frames(i, &ds, e..e + 1));
             }
         }
         sets.push((ds, subgoals));
@@ -588,22 +597,29 @@ fn batch_losses(
     })
 }
 
+/// The planner's cameras and subgoal-loss weight in `config` (none and 0 without a planner).
+fn planner_inputs(config: &TrainConfig) -> (Vec<String>, f32) {
+    config
+        .planner
+        .as_ref()
+        .map_or((Vec::new(), 0.0), |p| (p.cameras.clone(), p.subgoal_weight))
+}
+
 /// Validation batches per evaluation (each `batch_size` frames).
 const VALIDATION_BATCHES: u64 = 4;
 
 /// Mean flow-matching and subgoal loss of `model` on the held-out frames: the same
 /// [`VALIDATION_BATCHES`] batches (frames, flow times and noise drawn from fixed streams) at
-/// every evaluation, so the curve compares like with like.
-#[allow(clippy::too_many_arguments)]
+/// every evaluation, so the curve compares like with like. Cameras and subgoal weight come
+/// from `config`'s planner.
 fn validation_losses(
     model: &Policy,
     sources: &[Source],
     frames: &[(usize, usize, usize)],
-    cameras: &[String],
     config: &TrainConfig,
     device: &Device,
-    subgoal_weight: f32,
 ) -> Result<(f32, f32), TrainError> {
+    let (cameras, subgoal_weight) = planner_inputs(config);
     let b = config.batch_size;
     let h = model.head.config.action_horizon;
     let (mut flow, mut sg, mut n_sg) = (0.0f64, 0.0f64, 0usize);
@@ -611,7 +627,7 @@ fn validation_losses(
         let mut rng = step_rng(config.seed ^ 0x7a11_da7e, k);
         // Held-out demonstrations always score the subgoal (a measurement, whatever trains).
         let batch = sample_batch(
-            sources, frames, true, None, model, cameras, h, b, &mut rng, device,
+            sources, frames, true, None, model, &cameras, h, b, &mut rng, device,
         )?;
         let l = batch_losses(model, batch, b, &mut rng, device, subgoal_weight)?;
         flow += f64::from(l.flow.into_scalar::<f32>());
@@ -659,29 +675,21 @@ pub fn score(
     for (i, dir) in datasets.iter().enumerate() {
         let ds = Dataset::open(dir)?;
         let name = EmbodimentNorm::from_info(ds.info(), dir)?.name;
-        let Some(embodiment) = policy
-            .normalizer
-            .embodiments
-            .iter()
-            .position(|e| e.name == name)
-        else {
+        let Some(embodiment) = policy.normalizer.id(&name) else {
             return Err(TrainError::Dataset {
                 dir: dir.clone(),
                 message: format!(
                     "robot_type \"{name}\" is not one of the policy's embodiments ({:?})",
-                    policy
-                        .normalizer
-                        .embodiments
-                        .iter()
-                        .map(|e| e.name.as_str())
-                        .collect::<Vec<_>>()
+                    policy.normalizer.names()
                 ),
             });
         };
         let n = ds.num_episodes();
-        for e in n.saturating_sub(last_episodes.unwrap_or(n))..n {
-            frames.extend((0..ds.episode_len(e)).map(|t| (i, e, t)));
-        }
+        frames.extend(episode_frames(
+            i,
+            &ds,
+            n.saturating_sub(last_episodes.unwrap_or(n))..n,
+        ));
         let subgoals = (0..n).map(|e| subgoal_label(&ds, e)).collect();
         sources.push(Source {
             ds,
@@ -695,21 +703,7 @@ pub fn score(
             "no frames to score",
         ));
     }
-    let cameras = config
-        .planner
-        .as_ref()
-        .map(|p| p.cameras.clone())
-        .unwrap_or_default();
-    let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
-    let (flow_loss, subgoal_loss) = validation_losses(
-        policy,
-        &sources,
-        &frames,
-        &cameras,
-        config,
-        device,
-        subgoal_weight,
-    )?;
+    let (flow_loss, subgoal_loss) = validation_losses(policy, &sources, &frames, config, device)?;
     Ok(Score {
         flow_loss,
         subgoal_loss,
@@ -773,14 +767,8 @@ pub fn train(
                 ),
             });
         }
-        for e in 0..n {
-            let into = if e >= n - held_out {
-                &mut val_frames
-            } else {
-                &mut frames
-            };
-            into.extend((0..s.ds.episode_len(e)).map(|t| (i, e, t)));
-        }
+        frames.extend(episode_frames(i, &s.ds, 0..n - held_out));
+        val_frames.extend(episode_frames(i, &s.ds, n - held_out..n));
     }
     if frames.is_empty() {
         return Err(TrainError::Dataset {
@@ -862,12 +850,7 @@ pub fn train(
         .map(|p| p.freeze.clone())
         .unwrap_or_default();
     let model = freeze(model, &frozen);
-    let cameras = config
-        .planner
-        .as_ref()
-        .map(|p| p.cameras.clone())
-        .unwrap_or_default();
-    let subgoal_weight = config.planner.as_ref().map_or(0.0, |p| p.subgoal_weight);
+    let (cameras, subgoal_weight) = planner_inputs(config);
     let demo_subgoals = config.planner.as_ref().is_none_or(|p| p.subgoal_from_demos);
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     let csv_path = out.join("loss.csv");
@@ -961,10 +944,8 @@ pub fn train(
                     ema.as_ref().unwrap_or(&model),
                     &sources,
                     &val_frames,
-                    &cameras,
                     config,
                     &device,
-                    subgoal_weight,
                 )?;
                 tracing::info!(step = done, val_loss, val_subgoal, "validation");
                 writeln!(v, "{done},{val_loss},{val_subgoal}")

@@ -80,20 +80,7 @@ fn grounding_frames_train_only_the_subgoal_head() {
     let dir = tmp("grounding");
     let (demos, scenes) = (dir.join("demos"), dir.join("scenes"));
     write_toy(&demos, demo_episodes(|_| serde_json::json!({})));
-    write_toy(
-        &scenes,
-        (0..EPISODES.len())
-            .map(|ep| {
-                let frames = vec![Frame {
-                    state: vec![0.0, 0.0],
-                    action: vec![50.0, -50.0],
-                    images: vec![image(ep)],
-                }];
-                let meta = serde_json::json!({ "subgoal": subgoal(ep) });
-                (EPISODES[ep].0, frames, meta)
-            })
-            .collect(),
-    );
+    write_scenes(&scenes, [50.0, -50.0]);
     let device = bicameral_policy::cpu_device();
     let steps = 500;
     let mut cfg = dual_config(steps);
@@ -163,23 +150,7 @@ fn subgoal_from_demos_off_leaves_only_grounding_rows() {
     let dir = tmp("sg_demos");
     let (demos, scenes) = (dir.join("demos"), dir.join("scenes"));
     write_dataset(&demos);
-    write_toy(
-        &scenes,
-        (0..EPISODES.len())
-            .map(|ep| {
-                let frames = vec![Frame {
-                    state: vec![0.0, 0.0],
-                    action: vec![0.0, 0.0],
-                    images: vec![image(ep)],
-                }];
-                (
-                    EPISODES[ep].0,
-                    frames,
-                    serde_json::json!({ "subgoal": subgoal(ep) }),
-                )
-            })
-            .collect(),
-    );
+    write_scenes(&scenes, [0.0, 0.0]);
     let device = bicameral_policy::cpu_device();
     let columns = |run: &str, from_demos: bool| -> Vec<(f32, f32)> {
         let mut cfg = dual_config(8);
@@ -218,6 +189,25 @@ fn subgoal_from_demos_off_leaves_only_grounding_rows() {
         "demonstration rows did not count: {on:?}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// One-frame grounding scenes (as `datagen --scenes` writes), one per episode's image and
+/// instruction, labeled with its subgoal; `action` fills the (unused) action column.
+fn write_scenes(dir: &Path, action: [f32; 2]) {
+    write_toy(
+        dir,
+        (0..EPISODES.len())
+            .map(|ep| {
+                let frames = vec![Frame {
+                    state: vec![0.0, 0.0],
+                    action: action.to_vec(),
+                    images: vec![image(ep)],
+                }];
+                let meta = serde_json::json!({ "subgoal": subgoal(ep) });
+                (EPISODES[ep].0, frames, meta)
+            })
+            .collect(),
+    );
 }
 
 /// One 2-DoF embodiment; the state is the time only (the same in every episode), so what to do

@@ -27,6 +27,11 @@ fn state_at(embodiment: usize, t: usize) -> Vec<f32> {
 }
 
 fn write_dataset(dir: &Path, embodiment: usize) {
+    write_episodes(dir, embodiment, 1);
+}
+
+/// `episodes` episodes of 24 frames; episode `e` is the stretch of the curve from `t = 3e`.
+fn write_episodes(dir: &Path, embodiment: usize, episodes: usize) {
     let n = action_at(embodiment, 0).len();
     let spec = DatasetSpec {
         fps: 10.0,
@@ -39,19 +44,21 @@ fn write_dataset(dir: &Path, embodiment: usize) {
         video: false,
     };
     let mut w = DatasetWriter::create(dir, Format::LeRobotV30, spec, false).unwrap();
-    let frames = (0..24)
-        .map(|t| Frame {
-            state: state_at(embodiment, t),
-            action: action_at(embodiment, t),
-            images: vec![],
+    for e in 0..episodes {
+        let frames = (0..24)
+            .map(|t| Frame {
+                state: state_at(embodiment, t + 3 * e),
+                action: action_at(embodiment, t + 3 * e),
+                images: vec![],
+            })
+            .collect();
+        w.write_episode(&Episode {
+            task: "trace the curve".into(),
+            frames,
+            meta: serde_json::json!({}),
         })
-        .collect();
-    w.write_episode(&Episode {
-        task: "trace the curve".into(),
-        frames,
-        meta: serde_json::json!({}),
-    })
-    .unwrap();
+        .unwrap();
+    }
     w.finish().unwrap();
 }
 
@@ -245,33 +252,7 @@ fn bad_configs_name_the_field() {
 fn validation_episodes_are_held_out_and_scored_at_checkpoints() {
     let dir = tmp("validation");
     let data = dir.join("arm");
-    let spec = DatasetSpec {
-        fps: 10.0,
-        robot_type: "toy_arm".into(),
-        state_names: (0..3).map(|i| format!("j{i}")).collect(),
-        action_names: (0..3).map(|i| format!("j{i}")).collect(),
-        state_slices: vec![("arm".into(), 0, 3)],
-        action_slices: vec![("arm".into(), 0, 3)],
-        cameras: vec![],
-        video: false,
-    };
-    let mut w = DatasetWriter::create(&data, Format::LeRobotV30, spec, false).unwrap();
-    for e in 0..4 {
-        let frames = (0..24)
-            .map(|t| Frame {
-                state: state_at(0, t + 3 * e),
-                action: action_at(0, t + 3 * e),
-                images: vec![],
-            })
-            .collect();
-        w.write_episode(&Episode {
-            task: "trace the curve".into(),
-            frames,
-            meta: serde_json::json!({}),
-        })
-        .unwrap();
-    }
-    w.finish().unwrap();
+    write_episodes(&data, 0, 4);
     let device = bicameral_policy::cpu_device();
     let data = vec![data];
     let cfg = TrainConfig {
