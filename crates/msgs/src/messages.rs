@@ -347,11 +347,14 @@ pub enum SafetyEventKind {
     Resumed,
     /// The executor missed its deadline by more than one period.
     DeadlineMiss,
+    /// Holding: no joint state arrived for longer than the state timeout (the robot's
+    /// measurements stopped: a disconnected device, a dead driver or a partitioned network).
+    HoldStateStale,
 }
 
 impl SafetyEventKind {
     /// Every kind, in a fixed order ([`Self::index`]).
-    pub const ALL: [SafetyEventKind; 9] = [
+    pub const ALL: [SafetyEventKind; 10] = [
         SafetyEventKind::ChunkRejected,
         SafetyEventKind::ChunkOutOfLimits,
         SafetyEventKind::Clamped,
@@ -361,6 +364,7 @@ impl SafetyEventKind {
         SafetyEventKind::HoldChunksExhausted,
         SafetyEventKind::Resumed,
         SafetyEventKind::DeadlineMiss,
+        SafetyEventKind::HoldStateStale,
     ];
 
     /// Position in [`Self::ALL`].
@@ -380,6 +384,7 @@ impl SafetyEventKind {
             SafetyEventKind::HoldChunksExhausted => "hold_chunks_exhausted",
             SafetyEventKind::Resumed => "resumed",
             SafetyEventKind::DeadlineMiss => "deadline_miss",
+            SafetyEventKind::HoldStateStale => "hold_state_stale",
         }
     }
 }

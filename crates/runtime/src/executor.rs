@@ -12,8 +12,8 @@
 //! out-of-limit actions, counted), check the e-stop latch and the plan's age, pick the action
 //! for "now" by time (cubic Hermite through the chunk steps with Catmull-Rom tangents, so the
 //! commanded velocity is continuous at the steps; or linear), blend from the previous chunk
-//! over `blend_ms` after a switch, and filter. No chunk, a stale plan, an exhausted chunk or an
-//! e-stop → hold (decelerating within limits).
+//! over `blend_ms` after a switch, and filter. No chunk, a stale plan, an exhausted chunk, no
+//! joint state for `state_timeout_ms` or an e-stop → hold (decelerating within limits).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +43,10 @@ pub struct ExecutorConfig {
     /// A chunk whose plan is older than this holds the robot, ms.
     #[serde(default = "default_ttl")]
     pub plan_ttl_ms: f64,
+    /// No joint state for longer than this holds the robot (the measurements stopped), ms;
+    /// at least two control periods. Robots publish states at ~100 Hz.
+    #[serde(default = "default_state_timeout")]
+    pub state_timeout_ms: f64,
     /// Longest accepted chunk, steps.
     #[serde(default = "default_horizon")]
     pub max_horizon: usize,
@@ -76,6 +80,9 @@ fn default_blend() -> f64 {
 fn default_ttl() -> f64 {
     1000.0
 }
+fn default_state_timeout() -> f64 {
+    100.0
+}
 fn default_horizon() -> usize {
     64
 }
@@ -89,6 +96,7 @@ impl Default for ExecutorConfig {
             rate_hz: default_rate(),
             blend_ms: default_blend(),
             plan_ttl_ms: default_ttl(),
+            state_timeout_ms: default_state_timeout(),
             max_horizon: default_horizon(),
             spin_us: default_spin(),
             interpolation: Interpolation::default(),
@@ -112,6 +120,12 @@ impl ExecutorConfig {
         }
         if !(self.plan_ttl_ms.is_finite() && self.plan_ttl_ms > 0.0) {
             return Err(bad("plan_ttl_ms", "must be finite and > 0"));
+        }
+        if !(self.state_timeout_ms.is_finite() && self.state_timeout_ms >= 2000.0 / self.rate_hz) {
+            return Err(bad(
+                "state_timeout_ms",
+                "must be finite and at least two control periods",
+            ));
         }
         if !(1..=4096).contains(&self.max_horizon) {
             return Err(bad("max_horizon", "must be in 1..=4096"));
@@ -454,6 +468,8 @@ pub struct Executor {
     switched_ns: u64,
     measured: Vec<f64>,
     has_measured: bool,
+    /// Tick time at which the latest joint state was taken, ns.
+    measured_ns: u64,
     target: Vec<f64>,
     target_vel: Vec<f64>,
     other: Vec<f64>,
@@ -539,6 +555,7 @@ impl Executor {
             switched_ns: 0,
             measured: vec![0.0; dim],
             has_measured: false,
+            measured_ns: 0,
             target: vec![0.0; dim],
             target_vel: vec![0.0; dim],
             other: vec![0.0; dim],
@@ -578,7 +595,7 @@ impl Executor {
     /// joint state. No allocation, no locks, no logging.
     pub fn tick(&mut self, now_ns: u64) -> Option<(&[f64], &[f64], CommandMode)> {
         self.counters.ticks.fetch_add(1, Ordering::Relaxed);
-        self.take_state();
+        self.take_state(now_ns);
         if !self.filter.is_initialized() {
             // Start only from a state where every joint is known.
             if !(self.has_measured && self.measured.iter().all(|x| x.is_finite())) {
@@ -596,8 +613,12 @@ impl Executor {
                 .bump(SafetyEventKind::EStopReset, now_ns, None);
         }
         self.estop_was = estop;
+        let state_stale =
+            now_ns.saturating_sub(self.measured_ns) as f64 > self.cfg.state_timeout_ms * 1e6;
         let hold_reason = if estop {
             Some(SafetyEventKind::EStopEngaged)
+        } else if state_stale {
+            Some(SafetyEventKind::HoldStateStale)
         } else if self.current.h == 0 {
             None
         } else if self.current.plan_seq != NO_PLAN
@@ -609,7 +630,8 @@ impl Executor {
         } else {
             None
         };
-        let measured: &[f64] = if self.has_measured {
+        // An outdated measurement must not bound (pull) the command.
+        let measured: &[f64] = if self.has_measured && !state_stale {
             &self.measured
         } else {
             &[]
@@ -656,7 +678,7 @@ impl Executor {
         Some((self.filter.position(), self.filter.velocity(), cmd_mode))
     }
 
-    fn take_state(&mut self) {
+    fn take_state(&mut self, now_ns: u64) {
         if let Read::New { version, len } = self
             .state_reader
             .read_newer(self.state_have, &mut self.words[..self.dim])
@@ -669,6 +691,7 @@ impl Executor {
                 // A joint whose reading is NaN/Inf loses only its own effort bound (the filter
                 // skips non-finite entries); the others keep theirs.
                 self.has_measured = true;
+                self.measured_ns = now_ns;
             }
         }
     }

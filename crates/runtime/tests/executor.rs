@@ -8,10 +8,14 @@ use bicameral_runtime::executor::{Executor, ExecutorConfig, Mode};
 use common::*;
 
 const MS: u64 = 1_000_000;
+/// These tests feed one joint state and then tick for seconds: a state timeout that never
+/// fires (the stale-state hold has a test of its own).
+const ONE_STATE: f64 = 60_000.0;
 
 fn setup(d: usize) -> (Executor, bicameral_runtime::executor::ExecutorIo) {
     let cfg = ExecutorConfig {
         rate_hz: 500.0,
+        state_timeout_ms: ONE_STATE,
         blend_ms: 20.0,
         plan_ttl_ms: 300.0,
         ..Default::default()
@@ -178,6 +182,7 @@ fn chunk_switch_is_blended_not_jumped() {
     let run = |blend_ms: f64| {
         let cfg = ExecutorConfig {
             rate_hz: 500.0,
+            state_timeout_ms: ONE_STATE,
             blend_ms,
             ..Default::default()
         };
@@ -229,6 +234,7 @@ fn cubic_interpolation_is_smooth_through_the_chunk_steps() {
     let run = |interpolation: Interpolation| {
         let cfg = ExecutorConfig {
             rate_hz: 500.0,
+            state_timeout_ms: ONE_STATE,
             interpolation,
             ..Default::default()
         };
@@ -314,6 +320,7 @@ fn a_nan_reading_drops_only_that_joints_effort_bound() {
     }
     let cfg = ExecutorConfig {
         rate_hz: 500.0,
+        state_timeout_ms: ONE_STATE,
         blend_ms: 20.0,
         plan_ttl_ms: 300.0,
         ..Default::default()
@@ -346,4 +353,95 @@ fn a_nan_reading_drops_only_that_joints_effort_bound() {
         p[0]
     );
     assert!(p[1] > 0.2, "joint 1 (unknown reading) tracks: {}", p[1]);
+}
+
+/// The measurements stop (a disconnected device): the executor holds once the state is older
+/// than `state_timeout_ms`, counted once, decelerating within the acceleration limit, and it
+/// resumes tracking with the next fresh state. The stale reading no longer bounds the command.
+#[test]
+fn no_joint_state_for_the_timeout_holds_until_states_return() {
+    // Braking at 10 rad/s² from ~1 rad/s takes ~5 cm, more than is left of the effort bound.
+    let mut l = limits(1);
+    l.joints[0].max_error = 0.08;
+    l.joints[0].max_acceleration = 10.0;
+    let cfg = ExecutorConfig {
+        rate_hz: 500.0,
+        state_timeout_ms: 50.0,
+        ..Default::default()
+    };
+    let (mut ex, mut io) = Executor::new(cfg, l).unwrap();
+    io.state.send(&[0.0]).unwrap();
+    ex.tick(0).unwrap();
+    // A ramp at 1 rad/s for 0.63 s.
+    io.chunks
+        .send(&planless(0, 10 * MS, 64, 1, |i, _| i as f32 * 0.01))
+        .unwrap();
+    // States every 10 ms (following the command) until t = 100 ms, then none.
+    let mut t = 2 * MS;
+    let mut last_reading = 0.0;
+    while t <= 150 * MS {
+        if t <= 100 * MS && t.is_multiple_of(10 * MS) {
+            last_reading = ex.filter().position()[0];
+            io.state.send(&[last_reading]).unwrap();
+        }
+        let (_, _, m) = ex.tick(t).unwrap();
+        assert_eq!(
+            m,
+            CommandMode::Track,
+            "t={t}: the state is at most 50 ms old"
+        );
+        t += 2 * MS;
+    }
+    let v_before = ex.filter().velocity()[0];
+    assert!(v_before > 0.9, "tracking the ramp: {v_before}");
+    let (_, v, m) = ex.tick(t).unwrap();
+    let v = v[0];
+    assert_eq!(m, CommandMode::Hold, "52 ms without a state");
+    assert_eq!(ex.mode(), Mode::Hold(K::HoldStateStale));
+    assert!(
+        (v - v_before).abs() <= 10.0 * 0.002 + 1e-9,
+        "decelerates, no jump"
+    );
+    // Holding until at rest; the fresh chunks S1 might still send do not release it.
+    for _ in 0..150 {
+        t += 2 * MS;
+        io.chunks
+            .send(&planless(t, 10 * MS, 16, 1, |_, _| 0.9))
+            .unwrap();
+        let (_, _, m) = ex.tick(t).unwrap();
+        assert_eq!(m, CommandMode::Hold);
+    }
+    assert_eq!(io.counters.count(K::HoldStateStale), 1);
+    assert!(ex.filter().velocity()[0].abs() < 1e-12, "came to rest");
+    // The hold is not bounded by the outdated reading: it came to rest where deceleration took
+    // it, beyond the reading's effort bound (which would have stopped it with a jump in
+    // velocity).
+    let rest = ex.filter().position()[0];
+    assert!(
+        rest > last_reading + 0.08,
+        "rest at {rest}, last reading {last_reading}"
+    );
+    // States return: tracking resumes (counted), toward the newest chunk.
+    io.state.send(&[rest]).unwrap();
+    t += 2 * MS;
+    io.chunks
+        .send(&planless(t, 10 * MS, 16, 1, |_, _| rest as f32 + 0.01))
+        .unwrap();
+    let (_, _, m) = ex.tick(t).unwrap();
+    assert_eq!(m, CommandMode::Track);
+    assert_eq!(io.counters.count(K::Resumed), 1);
+}
+
+#[test]
+fn a_state_timeout_shorter_than_two_periods_is_refused() {
+    let cfg = ExecutorConfig {
+        rate_hz: 500.0,
+        state_timeout_ms: 3.0,
+        ..Default::default()
+    };
+    let err = cfg.validate("launch/robot.toml").unwrap_err().to_string();
+    assert!(
+        err.contains("launch/robot.toml") && err.contains("executor.state_timeout_ms"),
+        "{err}"
+    );
 }
