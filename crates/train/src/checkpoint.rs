@@ -116,7 +116,37 @@ pub fn save_checkpoint(
         std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     }
     mkdir(&tmp)?;
-    write_weights(policy, &tmp)?;
+    // A failed write (a full disk) leaves the previous checkpoint as it was and no partial one.
+    if let Err(e) = write_partial(policy, config, step, &tmp, state) {
+        if let Err(rm) = std::fs::remove_dir_all(&tmp) {
+            tracing::warn!(dir = %tmp.display(), error = %rm, "could not remove the partial checkpoint");
+        }
+        return Err(e);
+    }
+    let old = sibling(dir, ".old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    tracing::info!(dir = %dir.display(), step, "checkpoint written");
+    Ok(())
+}
+
+/// Everything of a checkpoint, into the fresh directory `tmp`.
+fn write_partial(
+    policy: &Policy,
+    config: &TrainConfig,
+    step: usize,
+    tmp: &Path,
+    state: Option<&TrainState<'_>>,
+) -> Result<(), TrainError> {
+    write_weights(policy, tmp)?;
     let toml = toml::to_string_pretty(config)
         .map_err(|e| TrainError::config(tmp.join("train.toml"), e.to_string()))?;
     write(&tmp.join("train.toml"), toml.as_bytes())?;
@@ -140,18 +170,6 @@ pub fn save_checkpoint(
             TrainError::config(&opt_path, format!("writing optimizer state: {e:?}"))
         })?;
     }
-    let old = sibling(dir, ".old");
-    if dir.exists() {
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
-        }
-        std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
-    }
-    tracing::info!(dir = %dir.display(), step, "checkpoint written");
     Ok(())
 }
 
