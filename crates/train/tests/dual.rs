@@ -97,8 +97,11 @@ fn grounding_frames_train_only_the_subgoal_head() {
     .unwrap_err();
     assert!(err.to_string().contains("grounding_batch"), "{err}");
     cfg.planner.as_mut().unwrap().grounding_batch = 4;
-    // Attention pooling in the subgoal head (its queries train through the same loss).
+    // Spatial attention pooling in the subgoal head (its queries train through the same loss).
     cfg.planner.as_mut().unwrap().subgoal_queries = 2;
+    cfg.planner.as_mut().unwrap().subgoal_image_positions = true;
+    // (Its image tokens must see the instruction.)
+    cfg.planner.as_mut().unwrap().prompt_template = Some("{instruction} {images}".into());
     let run = train(
         &[demos],
         &[scenes],
@@ -288,6 +291,7 @@ fn planner_size(freeze: Vec<PlannerPart>) -> PlannerSize {
         max_text_tokens: 4,
         subgoal_weight: 0.5,
         subgoal_queries: 0,
+        subgoal_image_positions: false,
         freeze,
         grounding_batch: 0,
         subgoal_from_demos: true,
