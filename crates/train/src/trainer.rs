@@ -427,6 +427,7 @@ fn new_planner(
     p: &PlannerSize,
     sources: &[Source],
     datasets: &[PathBuf],
+    grounding: Option<&Grounding>,
     device: &Device,
     seed: u64,
 ) -> Result<(Planner, PromptEncoder), TrainError> {
@@ -441,10 +442,17 @@ fn new_planner(
             });
         }
     }
+    // Every word an instruction can use, the grounding scenes' included (a word only they use
+    // would otherwise be unknown to the tokenizer).
+    let scene_tasks = grounding
+        .into_iter()
+        .flat_map(|g| g.sets.iter())
+        .flat_map(|(ds, _)| ds.info().tasks.iter().map(String::as_str));
     let json = word_level_tokenizer_json(
         sources
             .iter()
-            .flat_map(|s| s.ds.info().tasks.iter().map(String::as_str)),
+            .flat_map(|s| s.ds.info().tasks.iter().map(String::as_str))
+            .chain(scene_tasks),
     );
     let origin = Path::new("tokenizer.json");
     let tokenizer = bicameral_policy::text::tokenizer_from_json(&json, origin)?;
@@ -838,7 +846,14 @@ pub fn train(
             config.seed,
         )?;
         if let Some(p) = &config.planner {
-            let (planner, prompt) = new_planner(p, &sources, datasets, &device, config.seed)?;
+            let (planner, prompt) = new_planner(
+                p,
+                &sources,
+                datasets,
+                grounding.as_ref(),
+                &device,
+                config.seed,
+            )?;
             model = model.with_planner(planner, prompt)?;
         }
         let ema = o.ema_decay.map(|_| model.valid());
