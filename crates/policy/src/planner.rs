@@ -85,14 +85,6 @@ pub struct PlannerConfig {
     /// `[B, n·Dp]` before `fc1`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub subgoal_queries: usize,
-    /// Spatial pooling (needs `subgoal_queries > 0` and one view): the queries attend over the
-    /// image tokens only, and each query's attention-weighted patch centre `(u, v)` (a soft
-    /// argmax, in [-1, 1] of the view's width and height) is appended to its pooled features,
-    /// `fc1` taking `n·(Dp + 2)` inputs. Where the named object is then needs only attention to
-    /// its patch, not features that carry their own position through the towers. The prompt
-    /// template must put the instruction before the images (the image tokens then see it).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub subgoal_image_positions: bool,
     /// Prompt layout.
     pub prompt: PromptConfig,
 }
@@ -103,10 +95,6 @@ fn one() -> usize {
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl PlannerConfig {
@@ -147,26 +135,6 @@ impl PlannerConfig {
         if self.project_to_dim == Some(0) {
             return Err("project_to_dim must be positive".into());
         }
-        if self.subgoal_image_positions
-            && (self.subgoal_dim == 0 || self.subgoal_queries == 0 || self.num_views != 1)
-        {
-            return Err(
-                "subgoal_image_positions needs a subgoal head with subgoal_queries > 0 and exactly one view"
-                    .into(),
-            );
-        }
-        // The head reads image tokens only: in the causal LM they must come after the
-        // instruction to know which object it names.
-        let t = &self.prompt.template;
-        if self.subgoal_image_positions
-            && t.find("{instruction}")
-                .zip(t.find("{images}"))
-                .is_some_and(|(i, m)| m < i)
-        {
-            return Err(format!(
-                "subgoal_image_positions needs the instruction before the images in the prompt template (got \"{t}\"): the causal LM's image tokens see only what precedes them"
-            ));
-        }
         Ok(())
     }
 
@@ -184,26 +152,6 @@ impl PlannerConfig {
     /// Plan width `Dp`.
     pub fn plan_dim(&self) -> usize {
         self.project_to_dim.unwrap_or(self.text.hidden_size)
-    }
-
-    /// Input width of the subgoal head's `fc1`: `max(n, 1)·Dp`, plus `2n` with
-    /// `subgoal_image_positions`.
-    pub fn subgoal_fc1_inputs(&self) -> usize {
-        let n = self.subgoal_queries;
-        let extra = if self.subgoal_image_positions {
-            2 * n
-        } else {
-            0
-        };
-        n.max(1) * self.plan_dim() + extra
-    }
-
-    /// Patch centre `(u, v)` in [-1, 1] of each image token of one view, in token order
-    /// (row-major over the grid after the pixel shuffle), `[tokens_per_view][2]`.
-    pub fn image_token_positions(&self) -> Vec<[f32; 2]> {
-        let g = self.vision.grid() / self.pixel_shuffle;
-        let at = |i: usize| 2.0 * (i as f32 + 0.5) / g as f32 - 1.0;
-        (0..g * g).map(|j| [at(j % g), at(j / g)]).collect()
     }
 }
 
@@ -265,7 +213,7 @@ impl Connector {
 pub struct SubgoalHead {
     /// `subgoal_head.queries` `[n, Dp]` (attention pooling only).
     pub queries: Option<Param<Tensor<2>>>,
-    /// `subgoal_head.fc1` `max(n, 1)·Dp (+ 2n with image positions) → Dp`.
+    /// `subgoal_head.fc1` `max(n, 1)·Dp → Dp`.
     pub fc1: Linear,
     /// `subgoal_head.fc2` `Dp → subgoal_dim`.
     pub fc2: Linear,
@@ -323,7 +271,7 @@ impl Planner {
         let subgoal_head = (c.subgoal_dim > 0).then(|| SubgoalHead {
             queries: (nq > 0)
                 .then(|| b.param("subgoal_head.queries", [nq, dp], Init::Normal { std: 0.02 })),
-            fc1: Linear::new(b, "subgoal_head.fc1", c.subgoal_fc1_inputs(), dp),
+            fc1: Linear::new(b, "subgoal_head.fc1", nq.max(1) * dp, dp),
             fc2: Linear::new(b, "subgoal_head.fc2", dp, c.subgoal_dim),
         });
         Self {
@@ -548,15 +496,8 @@ impl Planner {
             Some(p) => p.forward(hidden),
             None => hidden,
         };
-        let spatial = c.subgoal_image_positions;
         let subgoal = self.subgoal_head.as_ref().map(|h| {
-            // The tokens pooled: the real ones, or (spatial pooling) the image tokens.
-            let pooled_rows: Vec<&Vec<bool>> = if spatial {
-                prompts.iter().map(|p| &p.image_mask).collect()
-            } else {
-                mask.iter().collect()
-            };
-            let m: Vec<f32> = pooled_rows
+            let m: Vec<f32> = mask
                 .iter()
                 .flat_map(|r| r.iter().map(|&v| if v { 1.0 } else { 0.0 }))
                 .collect();
@@ -577,24 +518,7 @@ impl Planner {
                     // Padding gets −1e9 before the softmax over the tokens (dim 1).
                     let scores = scores + (m - 1.0) * 1e9;
                     let w = softmax(scores, 1).swap_dims(1, 2); // [B, n, S]
-                    let pooled = w.clone().matmul(tokens.clone()).reshape([b, n * dp]);
-                    if spatial {
-                        // Each query's expected patch centre: w · (u, v) per token (zero
-                        // rows for text tokens, which get no weight).
-                        let grid = c.image_token_positions();
-                        let mut uv = vec![0.0f32; b * s * 2];
-                        for (i, p) in prompts.iter().enumerate() {
-                            let img = p.image_mask.iter().enumerate().filter(|(_, m)| **m);
-                            for ((t, _), pos) in img.zip(&grid) {
-                                uv[(i * s + t) * 2..(i * s + t) * 2 + 2].copy_from_slice(pos);
-                            }
-                        }
-                        let uv = Tensor::<3>::from_data(TensorData::new(uv, [b, s, 2]), &device);
-                        let where_ = w.matmul(uv).reshape([b, n * 2]);
-                        Tensor::cat(vec![pooled, where_], 1)
-                    } else {
-                        pooled
-                    }
+                    w.matmul(tokens.clone()).reshape([b, n * dp])
                 }
             };
             h.fc2.forward(gelu(h.fc1.forward(pooled)))

@@ -69,7 +69,6 @@ fn fixture_config(template: &str, select_layer: usize, connector: ConnectorKind)
         num_views: 1,
         subgoal_dim: 6,
         subgoal_queries: 0,
-        subgoal_image_positions: false,
         prompt: PromptConfig {
             template: template.into(),
             max_text_tokens: 12,
@@ -309,46 +308,15 @@ fn save_load_round_trip_is_exact() {
 /// the queries are saved and loaded with the rest.
 #[test]
 fn attention_pooled_subgoal_reads_only_real_tokens() {
-    attention_pooling_matches_the_host(false);
-}
-
-/// Spatial pooling: the queries' softmax runs over the image tokens only, and each query's
-/// weighted patch centre `Σ_t a_t·(u_t, v_t)` follows its pooled features into `fc1`.
-#[test]
-fn spatially_pooled_subgoal_reads_image_tokens_and_their_positions() {
-    attention_pooling_matches_the_host(true);
-    // Patch centres of the fixture's 2×2 grid after the pixel shuffle, row-major.
-    let mut cfg = fixture_config("{instruction} {images}", 2, ConnectorKind::Linear);
-    assert_eq!(
-        cfg.image_token_positions(),
-        vec![[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]]
-    );
-    // Without queries (or with two views) the option is refused, naming it; so is a prompt
-    // whose image tokens come before the instruction (they could not see it).
-    cfg.subgoal_image_positions = true;
-    let err = cfg.validate().unwrap_err();
-    assert!(err.contains("subgoal_image_positions"), "{err}");
-    cfg.subgoal_queries = 2;
-    cfg.validate().unwrap();
-    cfg.prompt.template = "{images} {instruction}".into();
-    let err = cfg.validate().unwrap_err();
-    assert!(err.contains("instruction before the images"), "{err}");
-}
-
-fn attention_pooling_matches_the_host(spatial: bool) {
     let device = bicameral_policy::cpu_device();
-    let template = "{instruction} {images}";
-    let mut cfg = fixture_config(template, 2, ConnectorKind::Linear);
+    let mut cfg = fixture_config("{images} {instruction}", 2, ConnectorKind::Linear);
     cfg.subgoal_queries = 2;
-    cfg.subgoal_image_positions = spatial;
     let planner = Planner::init(&cfg, &device, 11).unwrap();
     let w = planner.to_tensors("").unwrap();
     let d = cfg.plan_dim();
-    // fc1 reads the two pooled vectors (+ two (u, v) pairs).
-    let fin = 2 * d + if spatial { 4 } else { 0 };
     assert_eq!(w["subgoal_head.queries"].shape, vec![2, d]);
-    assert_eq!(w["subgoal_head.fc1.weight"].shape, vec![d, fin]);
-    let enc = encoder(template, 12);
+    assert_eq!(w["subgoal_head.fc1.weight"].shape, vec![d, 2 * d]);
+    let enc = encoder("{images} {instruction}", 12);
     // 3 words of a 12-token budget: the rest is padding.
     let p = enc
         .encode("stack the block", cfg.tokens_per_view())
@@ -368,8 +336,7 @@ fn attention_pooling_matches_the_host(spatial: bool) {
         f32s("subgoal_head.fc2.weight"),
         f32s("subgoal_head.fc2.bias"),
     );
-    let mut pooled = vec![0.0f64; fin];
-    let grid = cfg.image_token_positions();
+    let mut pooled = vec![0.0f64; 2 * d];
     for i in 0..2 {
         let score = |t: usize| {
             (0..d)
@@ -377,23 +344,13 @@ fn attention_pooling_matches_the_host(spatial: bool) {
                 .sum::<f64>()
                 / (d as f64).sqrt()
         };
-        let pool = if spatial {
-            &p.image_mask
-        } else {
-            &p.attention_mask
-        };
-        let ts: Vec<usize> = (0..s).filter(|&t| pool[t]).collect();
+        let ts: Vec<usize> = (0..s).filter(|&t| p.attention_mask[t]).collect();
         let mx = ts.iter().map(|&t| score(t)).fold(f64::MIN, f64::max);
         let z: f64 = ts.iter().map(|&t| (score(t) - mx).exp()).sum();
-        for (j, &t) in ts.iter().enumerate() {
+        for &t in &ts {
             let a = (score(t) - mx).exp() / z;
             for k in 0..d {
                 pooled[i * d + k] += a * tok[t * d + k] as f64;
-            }
-            if spatial {
-                // The j-th image token sits at the j-th patch centre.
-                pooled[2 * d + 2 * i] += a * grid[j][0] as f64;
-                pooled[2 * d + 2 * i + 1] += a * grid[j][1] as f64;
             }
         }
     }
@@ -411,8 +368,8 @@ fn attention_pooling_matches_the_host(spatial: bool) {
         .map(|o| {
             gelu(
                 b1[o] as f64
-                    + (0..fin)
-                        .map(|k| w1[o * fin + k] as f64 * pooled[k])
+                    + (0..2 * d)
+                        .map(|k| w1[o * 2 * d + k] as f64 * pooled[k])
                         .sum::<f64>(),
             )
         })
@@ -428,15 +385,10 @@ fn attention_pooling_matches_the_host(spatial: bool) {
     let got = host(out.subgoal.unwrap());
     assert!(max_err(&got, &expect) < 1e-4, "{got:?} vs {expect:?}");
     // Round trip, queries included.
-    let dir = std::env::temp_dir().join(format!(
-        "bicameral-planner-q{}-{}",
-        u8::from(spatial),
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("bicameral-planner-q-{}", std::process::id()));
     planner.save(&dir).unwrap();
     let (back, _) = Planner::load(&dir, &device).unwrap();
     assert_eq!(back.config.subgoal_queries, 2);
-    assert_eq!(back.config.subgoal_image_positions, spatial);
     let again = back.forward(fixture_pixels(1), &[p]).unwrap();
     assert_eq!(host(again.subgoal.unwrap()), got);
     std::fs::remove_dir_all(&dir).ok();

@@ -105,12 +105,6 @@ pub struct PlannerSize {
     /// head can read the named object's image token instead of an average over all tokens.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub subgoal_queries: usize,
-    /// Spatial pooling for the subgoal head (needs `subgoal_queries > 0` and one camera): the
-    /// queries attend over the image tokens only and the head also reads each query's
-    /// attention-weighted patch centre (a soft argmax), so finding the named object is a matter
-    /// of attending to its patch.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub subgoal_image_positions: bool,
     /// Parts that do not train.
     #[serde(default)]
     pub freeze: Vec<PlannerPart>,
@@ -141,10 +135,6 @@ fn yes() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -208,7 +198,6 @@ impl PlannerSize {
                 0
             },
             subgoal_queries: self.subgoal_queries,
-            subgoal_image_positions: self.subgoal_image_positions,
             prompt: {
                 let d = bicameral_policy::PromptConfig::default();
                 bicameral_policy::PromptConfig {
