@@ -498,6 +498,9 @@ camera_hz = 5
 [executor]
 rate_hz = 200
 plan_ttl_ms = {TTL_MS}
+# The holds timed here are the plan ttl's and the exhausted chunk's; a loaded machine must not
+# add a stale-state hold (that one has tests of its own).
+state_timeout_ms = 1000
 
 [safety]
 max_step = {MAX_STEP}
