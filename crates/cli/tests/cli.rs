@@ -704,11 +704,7 @@ fn datagen_scenes_write_labeled_first_frames() {
             .arg(&out)
             .output()
             .unwrap();
-        assert!(
-            res.status.success(),
-            "{}",
-            String::from_utf8_lossy(&res.stderr)
-        );
+        common::ok(&res, name);
         let ds = bicameral_dataset::Dataset::open(&out).unwrap();
         (0..ds.num_episodes())
             .map(|e| {

@@ -444,15 +444,15 @@ fn new_planner(
     }
     // Every word an instruction can use, the grounding scenes' included (a word only they use
     // would otherwise be unknown to the tokenizer).
-    let scene_tasks = grounding
+    let scenes = grounding
         .into_iter()
-        .flat_map(|g| g.sets.iter())
-        .flat_map(|(ds, _)| ds.info().tasks.iter().map(String::as_str));
+        .flat_map(|g| g.sets.iter().map(|(ds, _)| ds));
     let json = word_level_tokenizer_json(
         sources
             .iter()
-            .flat_map(|s| s.ds.info().tasks.iter().map(String::as_str))
-            .chain(scene_tasks),
+            .map(|s| &s.ds)
+            .chain(scenes)
+            .flat_map(|ds| ds.info().tasks.iter().map(String::as_str)),
     );
     let origin = Path::new("tokenizer.json");
     let tokenizer = bicameral_policy::text::tokenizer_from_json(&json, origin)?;
